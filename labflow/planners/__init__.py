@@ -1,0 +1,62 @@
+"""Planners: propose the next experiments from what has been measured.
+
+Usable alone in a notebook (``suggest``/``observe`` on DataFrames) or by the campaign loop
+(``ask``/``tell`` on :class:`~labflow.records.Candidate` and :class:`~labflow.records.Observation`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from labflow.objectives import Objective
+from labflow.planners.base import Planner
+from labflow.planners.baselines import (
+    BASELINES,
+    GridPlanner,
+    LatinHypercubePlanner,
+    OneFactorAtATimePlanner,
+    RandomPlanner,
+    SobolPlanner,
+)
+from labflow.space import Space
+
+__all__ = [
+    "Planner",
+    "BayesianPlanner",
+    "RandomPlanner",
+    "SobolPlanner",
+    "LatinHypercubePlanner",
+    "GridPlanner",
+    "OneFactorAtATimePlanner",
+    "PLANNERS",
+    "make_planner",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # BoTorch is imported only when the Bayesian planner is asked for: baselines stay light.
+    if name == "BayesianPlanner":
+        from labflow.planners.bayesian import BayesianPlanner
+
+        return BayesianPlanner
+    raise AttributeError(name)
+
+
+def planner_names() -> list[str]:
+    return ["bayesian", *BASELINES]
+
+
+def make_planner(kind: str, space: Space, objectives: list[Objective], seed: int = 0, **options: Any) -> Planner:
+    """Build a planner by its registered name ("bayesian", "random", "sobol", "lhs", "grid", "ofat")."""
+    if kind == "bayesian":
+        from labflow.planners.bayesian import BayesianPlanner
+
+        return BayesianPlanner(space, objectives, seed=seed, **options)
+    try:
+        cls = BASELINES[kind]
+    except KeyError:
+        raise ValueError(f"unknown planner {kind!r}; expected one of {planner_names()}") from None
+    return cls(space, objectives, seed=seed, **options)
+
+
+PLANNERS = planner_names()

@@ -1,0 +1,267 @@
+"""The planner interface: ask/tell on records, suggest/observe on DataFrames.
+
+A planner owns the campaign's history of observations and nothing else: it never
+touches devices. Two spellings of the same verbs:
+
+* ``ask(n, pending) -> [Candidate]`` and ``tell([Observation])`` -- what the campaign loop uses;
+* ``suggest(n, pending=df) -> DataFrame`` and ``observe(df)`` -- what a notebook uses.
+  Objective columns carry the objective's name; an optional ``status`` column marks rows
+  that failed (``"failed"``) so that they are remembered without being modelled.
+
+Subclasses implement ``_propose(n, X_pending) -> unit-cube array`` and may override ``_fit``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from labflow.errors import ObservationError, SpaceError
+from labflow.objectives import Objective
+from labflow.records import Candidate, Observation, Status, new_uid
+from labflow.space import Space
+
+STATUS_COLUMN = "status"
+UID_COLUMN = "uid"
+
+
+class Planner(ABC):
+    """Base class of every labflow planner.
+
+    Parameters
+    ----------
+    space:
+        The parameters to vary.
+    objectives:
+        What to optimize (at least one).
+    seed:
+        Seeds every random draw, so the same history gives the same suggestions.
+    """
+
+    name: ClassVar[str] = "planner"
+
+    def __init__(self, space: Space, objectives: Sequence[Objective] | Objective, seed: int = 0) -> None:
+        if isinstance(objectives, Objective):
+            objectives = [objectives]
+        self.space = space
+        self.objectives = list(objectives)
+        if not self.objectives:
+            raise SpaceError("a planner needs at least one objective")
+        clash = set(space.names) & {o.name for o in self.objectives}
+        if clash:
+            raise SpaceError(f"names used both as parameter and objective: {sorted(clash)}")
+        self.seed = int(seed)
+        self._observations: list[Observation] = []
+        self._asked = 0  # number of candidates proposed so far (part of the RNG stream)
+        self.last_generator = ""
+
+    # -- records API --------------------------------------------------------------
+    def ask(self, n: int = 1, pending: Sequence[Candidate] = ()) -> list[Candidate]:
+        """Propose ``n`` new candidates, avoiding those still ``pending`` on instruments."""
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        X_pending = self.space.encode([c.params for c in pending]) if pending else np.empty((0, self.space.dim))
+        X = np.asarray(self._propose(n, X_pending), dtype=float)
+        if X.shape != (n, self.space.dim):
+            raise RuntimeError(f"{type(self).__name__}._propose returned shape {X.shape}, expected {(n, self.space.dim)}")
+        self._asked += n
+        df = self.space.decode(X)
+        return [
+            Candidate(uid=new_uid(), params=_plain(row), planner=self.name, generator=self.last_generator or self.name)
+            for row in df.to_dict("records")
+        ]
+
+    def tell(self, observations: Sequence[Observation] | Observation) -> None:
+        """Record what came of candidates. Completed observations need every objective, finite."""
+        if isinstance(observations, Observation):
+            observations = [observations]
+        checked = [self._check_observation(o, i) for i, o in enumerate(observations)]
+        self._observations.extend(checked)
+        self._on_new_observations()
+
+    # -- DataFrame API ------------------------------------------------------------
+    def suggest(self, n: int = 1, pending: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Propose ``n`` points as a DataFrame with one column per parameter (values in declared units)."""
+        pend: list[Candidate] = []
+        if pending is not None and len(pending):
+            pend = [Candidate(uid=f"pending-{i}", params=row) for i, row in enumerate(pending[self.space.names].to_dict("records"))]
+        return pd.DataFrame([c.params for c in self.ask(n, pend)], columns=self.space.names)
+
+    def observe(self, data: pd.DataFrame) -> None:
+        """Learn from a DataFrame with parameter columns and objective columns.
+
+        Values may be plain numbers in declared units or pint Quantities. A ``status`` column
+        ("completed"/"failed") marks failed rows, whose objective cells may be empty.
+        """
+        if not isinstance(data, pd.DataFrame):
+            raise ObservationError(f"observe() takes a pandas DataFrame, got {type(data).__name__}")
+        missing = [c for c in self.space.names if c not in data.columns]
+        if missing:
+            raise ObservationError(f"observations lack parameter columns {missing}", hint=f"expected {self.space.names}")
+        obs = []
+        for i, row in enumerate(data.to_dict("records")):
+            status = Status(str(row.get(STATUS_COLUMN, Status.COMPLETED)))
+            outcomes = {}
+            for o in self.objectives:
+                if o.name in row and not _is_missing(row[o.name]):
+                    outcomes[o.name] = _to_float(row[o.name], o, f"row {i}")
+                elif status is Status.COMPLETED:
+                    raise ObservationError(
+                        f"row {i}: objective column {o.name!r} is missing or empty",
+                        hint=f"add a column {o.name!r} with the measured values, or mark the row status='failed'",
+                    )
+            obs.append(
+                Observation(
+                    uid=str(row.get(UID_COLUMN) or new_uid()),
+                    params={k: row[k] for k in self.space.names},
+                    outcomes=outcomes,
+                    status=status,
+                    reason=str(row.get("reason", "") or ""),
+                )
+            )
+        self.tell(obs)
+
+    # -- history ------------------------------------------------------------------
+    @property
+    def observations(self) -> list[Observation]:
+        return list(self._observations)
+
+    @property
+    def n_observations(self) -> int:
+        return len(self._observations)
+
+    def data(self) -> pd.DataFrame:
+        """The history as a DataFrame: parameters, objectives, status."""
+        rows = [{**o.params, **o.outcomes, STATUS_COLUMN: o.status.value, UID_COLUMN: o.uid} for o in self._observations]
+        cols = self.space.names + [o.name for o in self.objectives] + [STATUS_COLUMN, UID_COLUMN]
+        return pd.DataFrame(rows, columns=cols)
+
+    def completed(self) -> list[Observation]:
+        return [o for o in self._observations if o.status is Status.COMPLETED]
+
+    def best(self) -> Observation | None:
+        """The best completed observation of the first objective (None before any)."""
+        done = self.completed()
+        if not done:
+            return None
+        obj = self.objectives[0]
+        return max(done, key=lambda o: obj.sign * o.outcomes[obj.name])
+
+    def train_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """Completed observations as (X in the unit cube, Y oriented so larger is better)."""
+        done = self.completed()
+        if not done:
+            return np.empty((0, self.space.dim)), np.empty((0, len(self.objectives)))
+        X = self.space.encode([o.params for o in done])
+        Y = np.array([[obj.sign * o.outcomes[obj.name] for obj in self.objectives] for o in done], dtype=float)
+        return X, Y
+
+    # -- state --------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """A JSON-serializable snapshot; ``load_state_dict`` on a fresh planner restores it exactly."""
+        return {
+            "planner": self.name,
+            "seed": self.seed,
+            "asked": self._asked,
+            "space": self.space.to_dict(),
+            "objectives": [o.to_dict() for o in self.objectives],
+            "observations": [
+                {
+                    "uid": o.uid,
+                    "params": dict(o.params),
+                    "outcomes": dict(o.outcomes),
+                    "status": o.status.value,
+                    "reason": o.reason,
+                    "sample_fault": o.sample_fault,
+                }
+                for o in self._observations
+            ],
+            "settings": self.settings(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state.get("planner") != self.name:
+            raise ValueError(f"state is for planner {state.get('planner')!r}, not {self.name!r}")
+        self.seed = int(state["seed"])
+        self._asked = int(state["asked"])
+        self._observations = [
+            Observation(
+                uid=o["uid"],
+                params=o["params"],
+                outcomes=o["outcomes"],
+                status=Status(o["status"]),
+                reason=o.get("reason", ""),
+                sample_fault=bool(o.get("sample_fault", False)),
+            )
+            for o in state["observations"]
+        ]
+        self._on_new_observations()
+
+    def state_hash(self) -> str:
+        """A short hash of the state: equal hashes mean the planner will decide the same."""
+        blob = json.dumps(self.state_dict(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def settings(self) -> dict[str, Any]:
+        """The planner's own settings, stored in provenance beside each decision."""
+        return {}
+
+    def clone(self) -> Planner:
+        return copy.deepcopy(self)
+
+    # -- for subclasses -----------------------------------------------------------
+    @abstractmethod
+    def _propose(self, n: int, X_pending: np.ndarray) -> np.ndarray:
+        """Return an ``n x space.dim`` array in the unit cube. Set ``self.last_generator``."""
+
+    def _on_new_observations(self) -> None:
+        """Hook called after observations change (invalidate caches here)."""
+
+    def _rng(self, salt: int = 0) -> np.random.Generator:
+        """A generator determined by the seed and how much has been asked so far."""
+        return np.random.default_rng([self.seed, self._asked, salt])
+
+    def _check_observation(self, o: Observation, i: int) -> Observation:
+        try:
+            params = self.space.coerce(o.params, where=f"observation {i} ({o.uid})")
+        except SpaceError as exc:
+            raise ObservationError(exc.message, hint=exc.hint) from exc
+        outcomes = dict(o.outcomes)
+        if o.status is Status.COMPLETED:
+            for obj in self.objectives:
+                if obj.name not in outcomes:
+                    raise ObservationError(f"observation {i} ({o.uid}): no value for objective {obj.name!r}")
+                v = outcomes[obj.name]
+                if not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(float(v)):
+                    raise ObservationError(
+                        f"observation {i} ({o.uid}): objective {obj.name} = {v!r} is not a finite number",
+                        hint="record the experiment with status 'invalid' or 'failed' instead",
+                    )
+                outcomes[obj.name] = float(v)
+        return Observation(o.uid, params, outcomes, o.status, o.reason, o.sample_fault)
+
+
+def _plain(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
+
+
+def _to_float(v: Any, obj: Objective, where: str) -> float:
+    from labflow.units import convert
+    from labflow.errors import UnitError
+
+    try:
+        return convert(v, obj.unit) if not isinstance(v, (int, float, np.number)) else float(v)
+    except UnitError as exc:
+        raise ObservationError(f"{where}: objective {obj.name}: {exc.message}") from exc
