@@ -64,12 +64,24 @@ class Planner(ABC):
         self.last_generator = ""
 
     # -- records API --------------------------------------------------------------
-    def ask(self, n: int = 1, pending: Sequence[Candidate] = ()) -> list[Candidate]:
-        """Propose ``n`` new candidates, avoiding those still ``pending`` on instruments."""
+    def ask(
+        self, n: int = 1, pending: Sequence[Candidate] = (), choices: pd.DataFrame | None = None
+    ) -> list[Candidate]:
+        """Propose ``n`` new candidates, avoiding those still ``pending`` on instruments.
+
+        With ``choices`` (a DataFrame of allowed points, e.g. an unmeasured pool), every
+        candidate is one of its rows, and no row is proposed twice in one call.
+        """
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
         X_pending = self.space.encode([c.params for c in pending]) if pending else np.empty((0, self.space.dim))
-        X = np.asarray(self._propose(n, X_pending), dtype=float)
+        if choices is not None:
+            if len(choices) < n:
+                raise ValueError(f"asked for {n} candidates from only {len(choices)} choices")
+            X_choices = self.space.encode(choices)
+            X = np.asarray(self._propose_from(n, X_pending, X_choices), dtype=float)
+        else:
+            X = np.asarray(self._propose(n, X_pending), dtype=float)
         if X.shape != (n, self.space.dim):
             raise RuntimeError(f"{type(self).__name__}._propose returned shape {X.shape}, expected {(n, self.space.dim)}")
         self._asked += n
@@ -221,6 +233,21 @@ class Planner(ABC):
     @abstractmethod
     def _propose(self, n: int, X_pending: np.ndarray) -> np.ndarray:
         """Return an ``n x space.dim`` array in the unit cube. Set ``self.last_generator``."""
+
+    def _propose_from(self, n: int, X_pending: np.ndarray, X_choices: np.ndarray) -> np.ndarray:
+        """Pick ``n`` distinct rows of ``X_choices``. Default: snap each proposal to its nearest unused choice.
+
+        Model-based planners override this to score the choices directly.
+        """
+        proposals = np.asarray(self._propose(n, X_pending), dtype=float)
+        free = np.ones(len(X_choices), dtype=bool)
+        out = []
+        for x in proposals:
+            d = np.where(free, ((X_choices - x) ** 2).sum(axis=1), np.inf)
+            j = int(np.argmin(d))
+            free[j] = False
+            out.append(X_choices[j])
+        return np.array(out)
 
     def _on_new_observations(self) -> None:
         """Hook called after observations change (invalidate caches here)."""

@@ -18,7 +18,7 @@ from labflow.space import Categorical, Integer, Real
 
 
 class _DesignPlanner(Planner):
-    """A planner that walks a precomputed, seeded design, skipping points still pending."""
+    """A planner that walks a precomputed, seeded design: each proposal is the next point of it."""
 
     def _design_point(self, index: int) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -41,6 +41,10 @@ class RandomPlanner(Planner):
     def _propose(self, n: int, X_pending: np.ndarray) -> np.ndarray:
         self.last_generator = self.name
         return self._rng().random((n, self.space.dim))
+
+    def _propose_from(self, n: int, X_pending: np.ndarray, X_choices: np.ndarray) -> np.ndarray:
+        self.last_generator = self.name
+        return X_choices[self._rng().choice(len(X_choices), size=n, replace=False)]
 
 
 class SobolPlanner(_DesignPlanner):
