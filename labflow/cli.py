@@ -1,0 +1,126 @@
+"""The ``labflow`` command line: run, validate and inspect campaigns."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from labflow.errors import LabflowError, RecipeError
+
+app = typer.Typer(
+    name="labflow",
+    help="Closed-loop campaigns for self-driving labs: plan with BoTorch, run with bluesky, record in HDF5.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_INVALID = 2
+
+
+def _fail(exc: LabflowError, code: int = 1) -> None:
+    err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+    if isinstance(exc, RecipeError):
+        for p in exc.problems:
+            err_console.print(f"{p}", highlight=False, markup=False)
+    if exc.hint:
+        err_console.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def validate(recipe: Path = typer.Argument(..., help="recipe YAML file")) -> None:
+    """Check a recipe (and its lab config) without touching any device. Exit 0 if valid, 2 if not."""
+    from labflow.recipe import load_recipe
+
+    try:
+        r = load_recipe(recipe)
+    except RecipeError as exc:
+        _fail(exc, EXIT_INVALID)
+    console.print(f"[green]ok[/] {recipe}: campaign {r.name!r}, {len(r.space)} parameters, "
+                  f"{len(r.objectives)} objective(s), budget {r.budget}, hash {r.hash}", highlight=False)
+
+
+@app.command()
+def run(
+    recipe: Path = typer.Argument(..., help="recipe YAML file"),
+    out: Path = typer.Option(Path("runs"), "--out", help="directory for the provenance file"),
+    budget: Optional[int] = typer.Option(None, "--budget", min=1, help="number of experiments (overrides the recipe)"),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="random seed (overrides the recipe)"),
+    executor: Optional[str] = typer.Option(None, "--executor", help="prefect | local | virtual (overrides the recipe)"),
+    quiet: bool = typer.Option(False, "--quiet", help="no live display"),
+) -> None:
+    """Run a closed-loop campaign and write its provenance file to OUT."""
+    from labflow.launch import run_recipe
+    from labflow.live import LiveDisplay
+    from labflow.recipe import load_recipe
+
+    try:
+        r = load_recipe(recipe)
+        if budget is not None or seed is not None:
+            r = r.replace(**{k: v for k, v in {"budget": budget, "seed": seed}.items() if v is not None})
+        if executor not in (None, "prefect", "local", "virtual"):
+            raise RecipeError("invalid option", problems=[], hint="--executor takes prefect, local or virtual")
+        display = LiveDisplay(r, console=console, enabled=not quiet)
+        with display:
+            outcome = run_recipe(r, out, executor=executor, listeners=[display.update])  # type: ignore[arg-type]
+    except RecipeError as exc:
+        _fail(exc, EXIT_INVALID)
+    except LabflowError as exc:
+        _fail(exc)
+    display.print_summary(outcome)
+
+
+@app.command()
+def inspect(
+    file: Path = typer.Argument(..., help="campaign provenance file (.h5)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Summarize a campaign file: recipe, planner, counts, best point with units, versions."""
+    from labflow.store.provenance import read_campaign
+
+    try:
+        rec = read_campaign(file)
+    except LabflowError as exc:
+        _fail(exc)
+    summary = rec.summary()
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+        return
+    t = Table(title=f"campaign {summary['campaign']}", show_header=False)
+    for key in ("file", "campaign_id", "recipe_hash", "planner", "seed", "created", "finished", "experiments", "completed", "failed"):
+        t.add_row(key, str(summary[key]))
+    console.print(t)
+    best = summary["best"]
+    if best:
+        b = Table(title="best experiment")
+        b.add_column("name")
+        b.add_column("value", justify="right")
+        b.add_column("unit")
+        for name, v in best.items():
+            if name == "uid":
+                continue
+            val = v["value"]
+            b.add_row(name, f"{val:.6g}" if isinstance(val, float) else str(val), v["unit"])
+        console.print(b)
+    v = Table(title="versions", show_header=False)
+    for name, ver in summary["versions"].items():
+        v.add_row(name, str(ver))
+    console.print(v)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,98 @@
+"""Running a campaign as a Prefect flow: each experiment is a Prefect task.
+
+Retries and timeouts come from the recipe's ``execution`` section and are Prefect's own
+(``retries``, ``retry_delay_seconds``, ``timeout_seconds``). Tasks run on a thread pool
+with one worker per station, so one experiment is in flight per station; the flow run
+and its task runs appear in the Prefect UI with readable names.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from labflow.campaign import ExperimentResult, StationRunner
+from labflow.errors import ExperimentFailed
+from labflow.records import Candidate, Status
+
+import time
+
+
+def _experiment(runner: StationRunner, candidate: Candidate, md: Mapping[str, Any], attempts: dict[str, int]) -> ExperimentResult:
+    """One attempt of one experiment, as a Prefect task body: raises on failure so Prefect retries."""
+    attempts[candidate.uid] = attempts.get(candidate.uid, 0) + 1
+    return runner.run_once(candidate, md, attempts[candidate.uid])
+
+
+experiment_task = task(_experiment, name="experiment", cache_policy=NO_CACHE, persist_result=False)
+
+
+class PrefectExecutor:
+    """Submits each experiment as a Prefect task; must be used inside a running flow."""
+
+    def __init__(self, *, retries: int = 0, retry_delay: float = 0.0, timeout: float | None = None) -> None:
+        self.retries = retries
+        self.retry_delay = retry_delay
+        self.timeout = timeout
+        self._done: queue.Queue = queue.Queue()
+        self._attempts: dict[str, int] = {}
+        self._t0 = time.monotonic()
+        self._count = itertools.count(1)
+
+    def now(self) -> float:
+        return time.monotonic() - self._t0
+
+    def submit(self, runner: StationRunner, candidate: Candidate, md: Mapping[str, Any]) -> None:
+        number = next(self._count)
+        t_started = self.now()
+        t = experiment_task.with_options(
+            retries=self.retries,
+            retry_delay_seconds=self.retry_delay,
+            timeout_seconds=self.timeout,
+            task_run_name=f"experiment-{number:04d}-{runner.name}",
+        )
+        future = t.submit(runner, candidate, md, self._attempts)
+        future.add_done_callback(lambda f: self._done.put((f, runner, candidate, t_started)))
+
+    def next_result(self) -> ExperimentResult:
+        future, runner, candidate, t_started = self._done.get()
+        state = future.state
+        if state.is_completed():
+            result: ExperimentResult = future.result()
+        else:
+            try:
+                future.result(raise_on_failure=True)
+                reason = f"task ended in state {state.name}"
+            except ExperimentFailed as exc:
+                reason = exc.message
+            except TimeoutError:
+                reason = f"{runner.name}: experiment timed out after {self.timeout:g} s"
+            except Exception as exc:  # noqa: BLE001 - every failure is recorded with its reason
+                reason = f"{runner.name}: {type(exc).__name__}: {exc}"
+            result = ExperimentResult(candidate, runner.name, Status.FAILED, reason=reason)
+            result.attempts = self._attempts.get(candidate.uid, 1)
+        result.t_started, result.t_finished = t_started, self.now()
+        return result
+
+    def close(self) -> None:
+        pass
+
+
+def run_as_flow(body: Callable[[], Any], *, name: str, run_name: str, workers: int) -> Any:
+    """Run ``body`` (which drives the campaign loop) as a Prefect flow with a thread pool of ``workers``."""
+    f = flow(
+        body,
+        name=name,
+        flow_run_name=run_name,
+        task_runner=ThreadPoolTaskRunner(max_workers=workers),
+        persist_result=False,
+        validate_parameters=False,
+        log_prints=False,
+    )
+    return f()
