@@ -131,7 +131,9 @@ class ProvenanceWriter:
         self._lock = threading.RLock()
         self._runs: dict[str, dict[str, Any]] = {}
         try:
-            self._f = h5py.File(self.path, "w-", libver="latest")
+            # HDF5's own file lock is off so that `labflow inspect` and live monitors can read the file
+            # while it is written; a campaign has one writer by construction (one writer object per file).
+            self._f = h5py.File(self.path, "w-", libver="latest", locking=False)
         except OSError as exc:
             raise ProvenanceError(f"cannot create provenance file {self.path}: {exc}") from exc
         f = self._f

@@ -1,0 +1,43 @@
+"""Shared fixtures: a private Prefect home with telemetry off, a real ephemeral Prefect server,
+and paths to the shipped recipes/configs and the shared datasets."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Prefect reads its settings at import time: set them before anything imports prefect.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="labflow-prefect-")
+os.environ.setdefault("PREFECT_HOME", _PREFECT_HOME)
+os.environ["DO_NOT_TRACK"] = "1"
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """A real, temporary Prefect server (SQLite) for the whole test session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The shared Liang et al. datasets; tests needing them skip when absent."""
+    d = Path(os.environ.get("LABFLOW_DATA", ROOT.parent / "shared" / "data" / "liang2021"))
+    if not d.is_dir():
+        pytest.skip(f"dataset folder {d} is absent (set LABFLOW_DATA to the liang2021 folder)")
+    return d
