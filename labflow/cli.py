@@ -14,6 +14,11 @@ from rich.table import Table
 
 from labflow.errors import LabflowError, RecipeError
 
+# Prefect reads these at import: quiet logs under the live display, and no telemetry from an
+# offline lab. Both are only defaults; set them in the environment to change them.
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
 app = typer.Typer(
     name="labflow",
     help="Closed-loop campaigns for self-driving labs: plan with BoTorch, run with bluesky, record in HDF5.",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import queue
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,8 +21,6 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from labflow.campaign import ExperimentResult, StationRunner
 from labflow.errors import ExperimentFailed
 from labflow.records import Candidate, Status
-
-import time
 
 
 def _experiment(runner: StationRunner, candidate: Candidate, md: Mapping[str, Any], attempts: dict[str, int]) -> ExperimentResult:
@@ -36,10 +35,12 @@ experiment_task = task(_experiment, name="experiment", cache_policy=NO_CACHE, pe
 class PrefectExecutor:
     """Submits each experiment as a Prefect task; must be used inside a running flow."""
 
-    def __init__(self, *, retries: int = 0, retry_delay: float = 0.0, timeout: float | None = None) -> None:
+    def __init__(self, *, retries: int = 0, retry_delay: float = 0.0) -> None:
+        # No Prefect task timeout: tasks run in worker threads, where Prefect cannot interrupt a
+        # blocking call. Experiments are bounded where it works: every device wait in the plan
+        # has a timeout (the recipe's execution.timeout), and ophyd Status objects time out too.
         self.retries = retries
         self.retry_delay = retry_delay
-        self.timeout = timeout
         self._done: queue.Queue = queue.Queue()
         self._attempts: dict[str, int] = {}
         self._t0 = time.monotonic()
@@ -54,7 +55,6 @@ class PrefectExecutor:
         t = experiment_task.with_options(
             retries=self.retries,
             retry_delay_seconds=self.retry_delay,
-            timeout_seconds=self.timeout,
             task_run_name=f"experiment-{number:04d}-{runner.name}",
         )
         future = t.submit(runner, candidate, md, self._attempts)
@@ -62,23 +62,17 @@ class PrefectExecutor:
 
     def next_result(self) -> ExperimentResult:
         future, runner, candidate, t_started = self._done.get()
-        state = future.state
-        if state.is_completed():
-            result: ExperimentResult = future.result()
-        else:
-            try:
-                future.result(raise_on_failure=True)
-                reason = f"task ended in state {state.name}"
-            except ExperimentFailed as exc:
-                reason = exc.message
-            except TimeoutError:
-                reason = f"{runner.name}: experiment timed out after {self.timeout:g} s"
-            except Exception as exc:  # noqa: BLE001 - every failure is recorded with its reason
-                reason = f"{runner.name}: {type(exc).__name__}: {exc}"
-            result = ExperimentResult(candidate, runner.name, Status.FAILED, reason=reason)
-            result.attempts = self._attempts.get(candidate.uid, 1)
+        try:
+            result: ExperimentResult = future.result(raise_on_failure=True)
+        except ExperimentFailed as exc:
+            result = self._failed(runner, candidate, exc.message)
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded with its reason, none is dropped
+            result = self._failed(runner, candidate, f"{runner.name}: {type(exc).__name__}: {exc}")
         result.t_started, result.t_finished = t_started, self.now()
         return result
+
+    def _failed(self, runner: StationRunner, candidate: Candidate, reason: str) -> ExperimentResult:
+        return ExperimentResult(candidate, runner.name, Status.FAILED, reason=reason, attempts=self._attempts.get(candidate.uid, 1))
 
     def close(self) -> None:
         pass

@@ -107,7 +107,7 @@ def run_recipe(
         if kind == "prefect":
             from labflow.flows import PrefectExecutor, run_as_flow
 
-            ex: Any = PrefectExecutor(retries=execution.retries, retry_delay=execution.retry_delay_s, timeout=execution.timeout_s)
+            ex: Any = PrefectExecutor(retries=execution.retries, retry_delay=execution.retry_delay_s)
             campaign = make_campaign(ex)
             run_as_flow(
                 campaign.run,

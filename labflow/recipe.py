@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from labflow.errors import Problem, RecipeError, SpaceError, UnitError
 from labflow.objectives import Objective
@@ -74,6 +75,7 @@ class _Model(BaseModel):
 
 
 QuantityText = Union[float, int, str]
+_NUMBER_PREFIX = re.compile(r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*(.*)$")
 
 
 def _check_quantity(v: Any) -> Any:
@@ -121,9 +123,11 @@ class RealSpec(_Model):
         if self.unit is not None:
             return self.unit
         for b in (self.low, self.high):
-            q = parse_quantity(b)
-            if not q.dimensionless or str(q.units) != "dimensionless":
-                return f"{q.units:~}" if str(q.units) != "dimensionless" else ""
+            if isinstance(b, str):
+                m = _NUMBER_PREFIX.match(b)
+                text = m.group(1).strip() if m else ""
+                if text:
+                    return text  # the unit as the user wrote it ("degC", "min")
         return ""
 
     def to_parameter(self) -> Real:
@@ -170,7 +174,18 @@ class CategoricalSpec(_Model):
         return Categorical(self.name, tuple(self.choices))
 
 
-ParameterSpec = Annotated[Union[RealSpec, IntegerSpec, CategoricalSpec], Field(discriminator="type")]
+def _parameter_type(v: Any) -> str:
+    return v.get("type", "real") if isinstance(v, Mapping) else getattr(v, "type", "real")
+
+
+ParameterSpec = Annotated[
+    Union[Annotated[RealSpec, Tag("real")], Annotated[IntegerSpec, Tag("integer")], Annotated[CategoricalSpec, Tag("categorical")]],
+    Discriminator(
+        _parameter_type,
+        custom_error_type="parameter_type",
+        custom_error_message="unknown parameter type; expected 'real' (the default), 'integer' or 'categorical'",
+    ),
+]
 
 
 class ObjectiveSpec(_Model):

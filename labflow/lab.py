@@ -1,0 +1,439 @@
+"""Lab configs: a YAML description of a lab, validated into a frozen model and built into devices.
+
+A lab config names its ``kind``; the schema is a union discriminated on ``kind``, so new
+kinds (a ``remote`` lab of ZeroMQ device servers, an ``epics`` lab) register a model with
+:func:`register_lab_kind` and need no change here. Today's kind is ``simulated``::
+
+    name: sim-materials
+    kind: simulated
+    stations: 2                 # identical stations, each a synthesis station + an instrument
+    landscape: {name: materials, noise_std: {product_yield: 0.5}}
+    durations: {set: 5 s, synthesize: 20 min, measure: 5 min}
+    time_scale: 0               # 0 = instant, 1 = real time, 0.001 = a thousand times faster
+    failure_rate: 0.0
+
+:func:`load_lab_config` reads one with ``yaml.safe_load`` and reports *every* problem at once
+(a :class:`~labflow.errors.RecipeError` whose ``problems`` carry dotted paths).
+:meth:`LabConfig.build` turns a config into a :class:`Lab` of :class:`Station` s.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import numpy as np
+import pandas as pd
+import pint
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
+
+from labflow.errors import DeviceError, Problem, RecipeError
+from labflow.sim.base import Input, Landscape, Output
+from labflow.sim.devices import DurationModel, SampleHandoff, make_sim_instrument, make_sim_station
+from labflow.sim.landscapes import LANDSCAPES, make_landscape
+from labflow.units import ureg
+
+__all__ = [
+    "Lab",
+    "LabConfig",
+    "SimulatedLabConfig",
+    "Station",
+    "lab_kinds",
+    "load_lab_config",
+    "parse_lab_config",
+    "register_lab_kind",
+]
+
+
+# -- field types -----------------------------------------------------------------------
+def _quantity(value: Any, unit: str, what: str) -> float:
+    """``value`` (number in ``unit``, or pint text) as a float in ``unit``; ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a {what} such as '5 min', got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected a {what} such as '5 min', got {type(value).__name__} {value!r}")
+    try:
+        q = ureg.Quantity(value.strip())
+    except pint.errors.UndefinedUnitError as exc:
+        names = exc.unit_names if isinstance(exc.unit_names, (list, tuple)) else [exc.unit_names]
+        raise ValueError(f"unknown unit {', '.join(repr(n) for n in names)} in {value!r}") from None
+    except Exception:
+        raise ValueError(f"cannot read {value!r} as a {what}; write a number and a unit, e.g. '5 min'") from None
+    if not isinstance(q, pint.Quantity):
+        return float(q)
+    try:
+        return float(q.to(unit).magnitude)
+    except pint.errors.DimensionalityError:
+        dim = ureg.get_dimensionality(q.units)
+        raise ValueError(
+            f"{value!r} is not a {what}: its unit {q.units:~} has dimension {dim or 'dimensionless'}, expected {ureg.get_dimensionality(unit)}"
+        ) from None
+
+
+def _duration(value: Any) -> float:
+    s = _quantity(value, "s", "duration")
+    if not (math.isfinite(s) and s >= 0):
+        raise ValueError(f"a duration must be finite and >= 0, got {value!r}")
+    return s
+
+
+_SEP, _KEY = "\x1f", "\x1e"  # several problems in one validator message: "key<_KEY>text<_SEP>..."
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+"""A duration: pint text ('20 min') or a number of seconds; stored in seconds."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LandscapeConfig(_Model):
+    """Which landscape answers, its options, and the instruments' noise per output."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    noise_std: dict[str, Any] = Field(default_factory=dict)
+    """Output name -> standard deviation: a number in the output's unit, or pint text."""
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in LANDSCAPES:
+            close = difflib.get_close_matches(v, list(LANDSCAPES), n=1)
+            tip = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown landscape {v!r}; expected one of {sorted(LANDSCAPES)}{tip}")
+        return v
+
+    @field_validator("options")
+    @classmethod
+    def _options_fit(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        name = info.data.get("name")
+        if name is not None and v:
+            try:
+                make_landscape(name, **v)
+            except RecipeError as exc:
+                raise ValueError(exc.message) from None
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"landscape {name!r} rejects these options: {exc}") from None
+        return v
+
+    @field_validator("noise_std")
+    @classmethod
+    def _noise(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, float]:
+        name = info.data.get("name")
+        if name is None:  # the name is wrong: reported there
+            return v
+        outputs = {o.name: o for o in LANDSCAPES[name].outputs}
+        problems, out = [], {}
+        for key, raw in v.items():
+            if key not in outputs:
+                problems.append(f"{key}{_KEY}unknown output {key!r} of landscape {name!r}; expected one of {sorted(outputs)}")
+                continue
+            try:
+                std = _quantity(raw, outputs[key].unit or "dimensionless", f"noise level in {outputs[key].unit or 'output units'}")
+            except ValueError as exc:
+                problems.append(f"{key}{_KEY}{exc}")
+                continue
+            if not (math.isfinite(std) and std >= 0):
+                problems.append(f"{key}{_KEY}a noise standard deviation must be >= 0, got {raw!r}")
+                continue
+            out[key] = std
+        if problems:  # one problem per key; _problems() splits them onto their own paths
+            raise ValueError(_SEP.join(problems))
+        return out
+
+
+class DurationsConfig(_Model):
+    """Simulated duration of each step (pint text or seconds); see :class:`labflow.sim.DurationModel`."""
+
+    set: Duration = 0.0
+    synthesize: Duration = 0.0
+    measure: Duration = 0.0
+    synthesize_from: str | None = "time"
+
+    def model(self) -> DurationModel:
+        return DurationModel(self.set, self.synthesize, self.measure, self.synthesize_from)
+
+
+class LabConfig(_Model):
+    """Base of every lab kind: a ``name`` and a ``kind``; subclasses implement :meth:`build`."""
+
+    name: str = Field(min_length=1)
+    kind: str
+
+    def build(self, seed: int, time_scale: float | None = None) -> Lab:
+        """Build the lab's devices. ``seed`` seeds every random generator of the lab."""
+        raise NotImplementedError(f"lab kind {self.kind!r} cannot be built")
+
+    def limits(self) -> tuple[dict[str, Input], dict[str, Output]]:
+        """The parameters the lab's stations take (device units, hard limits) and the outputs they
+        measure, known without moving anything: recipes are validated against them."""
+        lab = self.build(seed=0, time_scale=0.0)
+        try:
+            return lab.parameter_limits(), lab.outputs()
+        finally:
+            lab.close()
+
+
+class SimulatedLabConfig(LabConfig):
+    """A simulated lab: ``stations`` identical stations answering from a landscape.
+
+    ``time_scale``: wall-clock seconds per simulated second (0 = instant); ``failure_rate``:
+    probability that a measurement fails; ``timeout``: seconds each device operation may
+    take (``None``: its scaled duration + ``labflow.devices.DEFAULT_TIMEOUT``).
+    """
+
+    kind: Literal["simulated"] = "simulated"
+    stations: int = Field(1, ge=1, le=256)
+    landscape: LandscapeConfig
+    durations: DurationsConfig = Field(default_factory=DurationsConfig)
+    time_scale: float = Field(0.0, ge=0.0, allow_inf_nan=False)
+    failure_rate: float = Field(0.0, ge=0.0, le=1.0)
+    timeout: Duration | None = None
+
+    def limits(self) -> tuple[dict[str, Input], dict[str, Output]]:
+        landscape = make_landscape(self.landscape.name, **self.landscape.options)
+        return {i.name: i for i in landscape.inputs}, {o.name: o for o in landscape.outputs}
+
+    def build(self, seed: int, time_scale: float | None = None) -> Lab:
+        """Build the stations: ``station{i}_synthesis`` and ``station{i}_instrument``.
+
+        Each instrument gets its own seed, derived from ``seed`` (``numpy.random.SeedSequence``).
+        ``time_scale`` overrides the config's (e.g. 0 in tests).
+        """
+        scale = self.time_scale if time_scale is None else float(time_scale)
+        if not (math.isfinite(scale) and scale >= 0):
+            raise ValueError(f"time_scale must be >= 0, got {time_scale}")
+        landscape = make_landscape(self.landscape.name, **self.landscape.options)
+        durations = self.durations.model()
+        seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(int(seed)).spawn(self.stations)]
+        stations = []
+        for i, station_seed in enumerate(seeds, start=1):
+            name = f"station{i}"
+            handoff = SampleHandoff()
+            common = dict(durations=durations, time_scale=scale, timeout=self.timeout)
+            synthesis = make_sim_station(f"{name}_synthesis", landscape, handoff, **common)
+            instrument = make_sim_instrument(
+                f"{name}_instrument",
+                landscape,
+                handoff,
+                noise_std=self.landscape.noise_std,
+                seed=station_seed,
+                failure_rate=self.failure_rate,
+                **common,
+            )
+            stations.append(Station(name, synthesis, instrument, seed=station_seed))
+        return Lab(self.name, stations, landscape=landscape, config=self)
+
+
+# -- the kinds registry: a union discriminated on `kind` -------------------------------------
+_KINDS: dict[str, type[LabConfig]] = {"simulated": SimulatedLabConfig}
+_adapter: TypeAdapter | None = None
+
+
+def register_lab_kind(model: type[LabConfig]) -> type[LabConfig]:
+    """Add a lab kind (a :class:`LabConfig` subclass with ``kind: Literal["..."]``). Usable as a decorator."""
+    global _adapter
+    kind = model.model_fields["kind"].default
+    if not isinstance(kind, str):
+        raise TypeError(f"{model.__name__} needs a default for its Literal 'kind' field")
+    _KINDS[kind] = model
+    _adapter = None
+    return model
+
+
+def lab_kinds() -> list[str]:
+    return sorted(_KINDS)
+
+
+def _lab_adapter() -> TypeAdapter:
+    global _adapter
+    if _adapter is None:
+        union = Union[tuple(_KINDS.values())]  # type: ignore[valid-type]
+        _adapter = TypeAdapter(Annotated[union, Field(discriminator="kind")])
+    return _adapter
+
+
+def _problems(exc: ValidationError) -> list[Problem]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = list(err["loc"])
+        kind = err["type"]
+        if kind == "union_tag_not_found":
+            out.append(Problem("kind", f"missing; expected one of {lab_kinds()}"))
+            continue
+        if kind == "union_tag_invalid":
+            got = err["ctx"].get("tag") if err.get("ctx") else None
+            out.append(Problem("kind", f"unknown lab kind {got!r}; expected one of {lab_kinds()}"))
+            continue
+        if loc and loc[0] in _KINDS:  # the union's tag is not part of the path in the file
+            loc = loc[1:]
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        if kind == "extra_forbidden":
+            msg = "unknown field"
+        path = ".".join(str(p) for p in loc)
+        for part in msg.split(_SEP):
+            key, found, text = part.partition(_KEY)
+            out.append(Problem(f"{path}.{key}" if found else path, text if found else part))
+    return out
+
+
+def parse_lab_config(data: Any, *, source: str | None = None) -> LabConfig:
+    """Validate a mapping (e.g. from YAML) into the :class:`LabConfig` of its ``kind``.
+
+    Raises :class:`~labflow.errors.RecipeError` listing every problem with its dotted path.
+    """
+    where = f" in {source}" if source else ""
+    if not isinstance(data, Mapping):
+        raise RecipeError(
+            f"invalid lab config{where}",
+            problems=[Problem("<root>", f"expected a mapping of fields, got {type(data).__name__}")],
+            source=source,
+        )
+    try:
+        return _lab_adapter().validate_python(dict(data))
+    except ValidationError as exc:
+        problems = _problems(exc)
+        raise RecipeError(
+            f"invalid lab config{where}: {len(problems)} problem{'s' if len(problems) != 1 else ''}",
+            hint="see configs/sim_materials.yaml for a complete example",
+            problems=problems,
+            source=source,
+        ) from None
+
+
+def load_lab_config(path: str | Path) -> LabConfig:
+    """Read a YAML lab config (``yaml.safe_load`` only) and validate it.
+
+    Raises :class:`~labflow.errors.RecipeError` (``source=str(path)``) listing every problem.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RecipeError(f"cannot read lab config {path}: {exc.strerror or exc}", source=str(path)) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise RecipeError(
+            f"lab config {path} is not valid YAML{at}",
+            problems=[Problem("<root>", str(getattr(exc, "problem", exc)))],
+            source=str(path),
+        ) from None
+    return parse_lab_config(data, source=str(path))
+
+
+# -- the built lab -------------------------------------------------------------------------
+@dataclass
+class Station:
+    """One place where experiments run: a synthesis device and an instrument.
+
+    ``synthesis`` and ``instrument`` are bluesky-protocol devices (see :mod:`labflow.plans`).
+    """
+
+    name: str
+    synthesis: Any
+    instrument: Any
+    seed: int | None = None
+
+    def reading_key(self, output: str) -> str:
+        """The event-data key under which the instrument reports ``output``."""
+        signal = getattr(self.instrument, output, None)
+        return signal.name if signal is not None and hasattr(signal, "name") else f"{self.instrument.name}_{output}"
+
+    def expected_duration(self, params: Mapping[str, Any]) -> float:
+        """Simulated seconds one experiment with ``params`` takes (set + synthesize + measure).
+
+        Raises :class:`~labflow.errors.DeviceError` when the devices cannot tell.
+        """
+        syn = getattr(self.synthesis, "expected_duration", None)
+        ins = getattr(self.instrument, "expected_duration", None)
+        if syn is None or ins is None:
+            raise DeviceError(f"{self.name}: its devices do not predict their durations")
+        return float(syn(params)) + float(ins())
+
+
+class Lab:
+    """A built lab: its stations, the landscape behind them (simulated labs), and ``close()``."""
+
+    def __init__(self, name: str, stations: list[Station], *, landscape: Landscape | None = None, config: LabConfig | None = None) -> None:
+        if not stations:
+            raise ValueError(f"lab {name!r} has no stations")
+        self.name = name
+        self.stations = list(stations)
+        self.landscape = landscape
+        self.config = config
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"Lab({self.name!r}, stations={[s.name for s in self.stations]})"
+
+    def station(self, name: str) -> Station:
+        for s in self.stations:
+            if s.name == name:
+                return s
+        raise KeyError(f"lab {self.name!r} has no station {name!r}; it has {[s.name for s in self.stations]}")
+
+    def parameter_limits(self) -> dict[str, Input]:
+        """Parameter name -> :class:`~labflow.sim.base.Input` (device unit, hard limits or choices).
+
+        Read from the landscape when there is one, else from the first station's
+        ``describe()`` -- what recipes are validated against before anything moves.
+        """
+        if self.landscape is not None:
+            return {i.name: i for i in self.landscape.inputs}
+        syn = self.stations[0].synthesis
+        out = {}
+        for name in getattr(syn, "parameter_names", []):
+            d = next(iter(getattr(syn, name).describe().values()))
+            enum = d.get("enum_strs")
+            out[name] = Input(name, d.get("lower_ctrl_limit"), d.get("upper_ctrl_limit"), d.get("units", ""), tuple(enum) if enum else None)
+        return out
+
+    def outputs(self) -> dict[str, Output]:
+        """Output name -> :class:`~labflow.sim.base.Output` (unit, direction)."""
+        if self.landscape is not None:
+            return {o.name: o for o in self.landscape.outputs}
+        ins = self.stations[0].instrument
+        return {o.name: o for o in getattr(ins, "outputs", ())}
+
+    def choices(self) -> pd.DataFrame | None:
+        """For pool landscapes: the points still available; else None."""
+        return self.landscape.choices() if self.landscape is not None else None
+
+    def close(self) -> None:
+        """Stop anything in progress and release the devices. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        for s in self.stations:
+            for dev in (s.synthesis, s.instrument):
+                try:
+                    dev.stop()
+                except Exception:  # closing must not fail half-way
+                    pass
+                destroy = getattr(dev, "destroy", None)
+                if destroy is not None:
+                    destroy()
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def lab_limits(config: LabConfig) -> tuple[dict[str, Input], dict[str, Output]]:
+    """Parameters (with device units and limits) and outputs of a lab config, without moving anything."""
+    return config.limits()

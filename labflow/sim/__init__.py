@@ -1,0 +1,35 @@
+"""The simulated lab: landscapes (the physics) and simulated devices (noise, durations, faults).
+
+Simulation is a backend, not a special case: simulated stations and instruments are
+ordinary ophyd devices of the roles in :mod:`labflow.devices`.
+"""
+
+from labflow.sim.base import Input, Landscape, Output
+from labflow.sim.devices import (
+    DurationModel,
+    SampleHandoff,
+    SimInstrument,
+    SimSample,
+    SimSynthesisStation,
+    make_sim_instrument,
+    make_sim_station,
+)
+from labflow.sim.landscapes import LANDSCAPES, Branin, Hartmann6, MaterialsLandscape, make_landscape
+
+__all__ = [
+    "LANDSCAPES",
+    "Branin",
+    "DurationModel",
+    "Hartmann6",
+    "Input",
+    "Landscape",
+    "MaterialsLandscape",
+    "Output",
+    "SampleHandoff",
+    "SimInstrument",
+    "SimSample",
+    "SimSynthesisStation",
+    "make_landscape",
+    "make_sim_instrument",
+    "make_sim_station",
+]
