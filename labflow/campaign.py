@@ -82,6 +82,10 @@ class StationRunner:
         self.RE = RunEngine({}, context_managers=[])
         for cb in subscribers:
             self.RE.subscribe(cb)
+        # A station may bring bluesky suspenders (an interlock, a remote server's heartbeat):
+        # the RunEngine then pauses the run while they are tripped and resumes after.
+        for suspender in getattr(station, "suspenders", lambda: [])():
+            self.RE.install_suspender(suspender)
         self._lock = threading.Lock()
 
     def run_once(self, candidate: Candidate, md: Mapping[str, Any], attempt: int = 1) -> ExperimentResult:
