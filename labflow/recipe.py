@@ -244,7 +244,7 @@ class ExecutionSpec(_Model):
 class RecipeSpec(_Model):
     """The whole recipe as written in YAML."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="campaign name; used in file names")
+    name: str = Field(description="campaign name; used in file names")
     description: str = ""
     lab: str = Field(description="lab config: a path relative to the recipe, or a name in configs/")
     parameters: list[ParameterSpec] = Field(min_length=1)
@@ -253,6 +253,16 @@ class RecipeSpec(_Model):
     budget: int = Field(ge=1, le=100_000, description="number of experiments to run")
     seed: int = Field(0, ge=0)
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", v) or ".." in v:
+            raise ValueError(
+                f"campaign name {v!r} must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit "
+                "(it names the provenance file)"
+            )
+        return v
 
     @model_validator(mode="after")
     def _unique_names(self) -> RecipeSpec:

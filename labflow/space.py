@@ -8,6 +8,14 @@ A :class:`Space` maps points between three forms:
 * **the unit cube**: a float array in ``[0, 1]^D`` -- what planners model.
   Real parameters take one column (log-scaled when ``log=True``), integers one column
   (rounded on decoding), categoricals one column per choice (one-hot, argmax on decoding).
+
+A space may carry linear constraints on its (linear-scale) real parameters, written in the
+parameters' declared units: :class:`LinearConstraint` (``a . x <= b``, ``>=`` or ``==``) and
+:class:`SumConstraint` (a composition whose parts add up to a total: fractions to 1,
+percentages to 100). A point satisfies a constraint when its violation is at most
+``CONSTRAINT_TOL`` (1e-6) times the constraint's scale, ``sum_i |a_i| (high_i - low_i)``.
+Sampling, the centre and :meth:`Space.repair` respect them; planners receive them in the
+unit cube from :meth:`Space.unit_constraints`.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 import numpy as np
 import pandas as pd
@@ -182,11 +190,114 @@ def _check_name(name: str) -> None:
             hint="use letters, digits and underscores, starting with a letter (e.g. 'anneal_temperature')",
         )
 
+CONSTRAINT_TOL = 1e-6
+"""A point satisfies a constraint when its violation is at most this times the constraint's scale."""
+
+Op = Literal["<=", ">=", "=="]
+
+
+@dataclass(frozen=True)
+class LinearConstraint:
+    """``sum(coefficient * value) <op> rhs`` over real parameters, values in their declared units.
+
+    Example: at most 0.6 of the budget in the two precursors together::
+
+        LinearConstraint({"precursor_a": 1, "precursor_b": 1}, "<=", 0.6)
+    """
+
+    terms: tuple[tuple[str, float], ...]
+    op: Op = "<="
+    rhs: float = 0.0
+
+    def __init__(self, terms: Mapping[str, float] | Sequence[tuple[str, float]], op: Op = "<=", rhs: float = 0.0) -> None:
+        pairs = tuple((str(k), float(v)) for k, v in (terms.items() if isinstance(terms, Mapping) else terms))
+        if not pairs:
+            raise SpaceError("a linear constraint needs at least one term")
+        names = [k for k, _ in pairs]
+        if len(set(names)) != len(names):
+            raise SpaceError(f"a linear constraint names a parameter twice: {names}")
+        if op not in ("<=", ">=", "=="):
+            raise SpaceError(f"constraint operator must be '<=', '>=' or '==', got {op!r}")
+        if not all(math.isfinite(v) for _, v in pairs) or not math.isfinite(float(rhs)):
+            raise SpaceError(f"constraint coefficients and right-hand side must be finite: {pairs} {op} {rhs}")
+        if all(v == 0 for _, v in pairs):
+            raise SpaceError("a linear constraint needs a non-zero coefficient")
+        object.__setattr__(self, "terms", pairs)
+        object.__setattr__(self, "op", op)
+        object.__setattr__(self, "rhs", float(rhs))
+
+    @property
+    def names(self) -> list[str]:
+        return [k for k, _ in self.terms]
+
+    def as_linear(self) -> LinearConstraint:
+        return self
+
+    def lhs(self, values: Mapping[str, Any]) -> float:
+        """The left-hand side at a point (plain values in declared units)."""
+        return float(sum(c * float(values[k]) for k, c in self.terms))
+
+    def describe(self) -> str:
+        lhs = " + ".join(f"{c:g}*{k}" if c != 1 else k for k, c in self.terms).replace("+ -", "- ")
+        return f"{lhs} {self.op} {self.rhs:g}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "linear", "terms": dict(self.terms), "op": self.op, "rhs": self.rhs}
+
+
+@dataclass(frozen=True)
+class SumConstraint:
+    """The parts of a composition add up to ``total`` (fractions to 1, percentages to 100): mixture design."""
+
+    names: tuple[str, ...]
+    total: float = 1.0
+
+    def __post_init__(self) -> None:
+        names = tuple(str(n) for n in self.names)
+        if len(names) < 2:
+            raise SpaceError(f"a sum constraint needs at least two parameters, got {list(names)}")
+        if len(set(names)) != len(names):
+            raise SpaceError(f"a sum constraint names a parameter twice: {list(names)}")
+        if not math.isfinite(float(self.total)):
+            raise SpaceError(f"a sum constraint's total must be finite, got {self.total}")
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "total", float(self.total))
+
+    @property
+    def op(self) -> Op:
+        return "=="
+
+    def as_linear(self) -> LinearConstraint:
+        return LinearConstraint({n: 1.0 for n in self.names}, "==", self.total)
+
+    def lhs(self, values: Mapping[str, Any]) -> float:
+        return float(sum(float(values[n]) for n in self.names))
+
+    def describe(self) -> str:
+        return f"{' + '.join(self.names)} == {self.total:g}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "sum", "names": list(self.names), "total": self.total}
+
+
+Constraint = Union[LinearConstraint, SumConstraint]
+
+
+def constraint_from_dict(d: Mapping[str, Any]) -> Constraint:
+    """Inverse of ``constraint.to_dict()``."""
+    if d.get("type") == "sum":
+        return SumConstraint(tuple(d["names"]), float(d.get("total", 1.0)))
+    return LinearConstraint(d["terms"], d.get("op", "<="), float(d.get("rhs", 0.0)))
+
 
 class Space:
-    """An ordered set of parameters, with encoding to and from the planner's unit cube."""
+    """An ordered set of parameters, with encoding to and from the planner's unit cube.
 
-    def __init__(self, parameters: Iterable[Parameter]) -> None:
+    ``constraints`` (optional) are linear constraints on real, linear-scale parameters in their
+    declared units (:class:`LinearConstraint`, :class:`SumConstraint`).
+    """
+
+    def __init__(self, parameters: Iterable[Parameter], constraints: Iterable[Constraint] = ()) -> None:
         self.parameters: tuple[Parameter, ...] = tuple(parameters)
         if not self.parameters:
             raise SpaceError("a space needs at least one parameter")
@@ -201,6 +312,8 @@ class Space:
             start += p.width
         self._slices = slices
         self.dim = start
+        self.constraints: tuple[Constraint, ...] = tuple(constraints)
+        self._polytope = _Polytope.build(self) if self.constraints else None
 
     # -- basic facts ------------------------------------------------------------
     @property
@@ -220,13 +333,18 @@ class Space:
         return iter(self.parameters)
 
     def __repr__(self) -> str:
-        return "Space([" + ", ".join(p.describe() for p in self.parameters) + "])"
+        cons = f", constraints=[{', '.join(c.describe() for c in self.constraints)}]" if self.constraints else ""
+        return "Space([" + ", ".join(p.describe() for p in self.parameters) + "]" + cons + ")"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Space) and self.parameters == other.parameters
+        return (
+            isinstance(other, Space)
+            and self.parameters == other.parameters
+            and tuple(c.as_linear() for c in self.constraints) == tuple(c.as_linear() for c in other.constraints)
+        )
 
     def __hash__(self) -> int:
-        return hash(self.parameters)
+        return hash((self.parameters, self.constraints))
 
     @property
     def is_continuous(self) -> bool:
@@ -289,17 +407,96 @@ class Space:
 
     # -- sampling ---------------------------------------------------------------
     def sample(self, n: int, seed: int | np.random.Generator | None = None) -> pd.DataFrame:
-        """``n`` points drawn uniformly (log-uniformly for log parameters) from the space."""
+        """``n`` points drawn uniformly (log-uniformly for log parameters) from the space.
+
+        Under constraints, the constrained parameters are drawn (approximately uniformly)
+        from the feasible polytope by hit-and-run, so every point satisfies them.
+        """
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        return self.decode(rng.random((n, self.dim)))
+        U = rng.random((n, self.dim))
+        if self._polytope is not None:
+            U[:, self._polytope.cols] = self._polytope.sample(n, rng)
+        return self.decode(U)
 
     def center(self) -> dict[str, Any]:
-        """The centre of the space (first choice for categoricals)."""
-        row = self.decode(np.full((1, self.dim), 0.5)).iloc[0].to_dict()
+        """The centre of the space (first choice for categoricals; the feasible region's Chebyshev centre under constraints)."""
+        U = np.full((1, self.dim), 0.5)
+        if self._polytope is not None:
+            U[0, self._polytope.cols] = self._polytope.center
+        row = self.decode(U).iloc[0].to_dict()
         for p in self.parameters:
             if isinstance(p, Categorical):
                 row[p.name] = p.choices[0]
         return row
+
+    # -- constraints --------------------------------------------------------------
+    def feasible(self, points: pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any], tol: float = CONSTRAINT_TOL) -> np.ndarray:
+        """Whether each point (values in declared units) satisfies every constraint, to ``tol`` times its scale.
+
+        Returns a boolean array, one entry per point (all True for a space without constraints).
+        """
+        if isinstance(points, Mapping):
+            points = [points]
+        rows = points.to_dict("records") if isinstance(points, pd.DataFrame) else list(points)
+        ok = np.ones(len(rows), dtype=bool)
+        for c in self.constraints:
+            lin = c.as_linear()
+            scale = self._constraint_scale(lin)
+            for i, row in enumerate(rows):
+                v = lin.lhs(row) - lin.rhs
+                bad = abs(v) if lin.op == "==" else (v if lin.op == "<=" else -v)
+                if bad > tol * scale:
+                    ok[i] = False
+        return ok
+
+    def violations(self, point: Mapping[str, Any], tol: float = CONSTRAINT_TOL) -> list[str]:
+        """The constraints a point breaks, described (an empty list when it satisfies them all)."""
+        out = []
+        for c in self.constraints:
+            lin = c.as_linear()
+            v = lin.lhs(point) - lin.rhs
+            bad = abs(v) if lin.op == "==" else (v if lin.op == "<=" else -v)
+            if bad > tol * self._constraint_scale(lin):
+                out.append(f"{c.describe()} (left-hand side {lin.lhs(point):g})")
+        return out
+
+    def feasible_unit(self, X: np.ndarray, tol: float = CONSTRAINT_TOL) -> np.ndarray:
+        """Whether each unit-cube row satisfies every constraint (same tolerance as :meth:`feasible`)."""
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        if self._polytope is None:
+            return np.ones(len(X), dtype=bool)
+        return self._polytope.contains(X[:, self._polytope.cols], tol)
+
+    def repair(self, X: np.ndarray) -> np.ndarray:
+        """The nearest feasible point to each unit-cube row (rows already feasible are returned unchanged).
+
+        The nearest point is found by SLSQP; should that fail, the point is pulled along a
+        straight line towards the Chebyshev centre until it is feasible.
+        """
+        X = np.array(np.atleast_2d(np.asarray(X, dtype=float)))
+        if self._polytope is None:
+            return X
+        cols = self._polytope.cols
+        X[:, cols] = self._polytope.project(X[:, cols])
+        return X
+
+    def unit_constraints(self) -> list[tuple[list[int], list[float], float, str]]:
+        """The constraints in the unit cube: ``(columns, coefficients, rhs, kind)``, kind "ineq" (``>=``) or "eq".
+
+        The form BoTorch's ``optimize_acqf`` takes for ``inequality_constraints`` /
+        ``equality_constraints`` (after turning lists into tensors).
+        """
+        out = []
+        for c in self.constraints:
+            cols, coef, rhs, kind = _unit_row(self, c.as_linear())
+            out.append((cols, coef, rhs, kind))
+        return out
+
+    def _constraint_scale(self, lin: LinearConstraint) -> float:
+        return max(sum(abs(a) * (self[k].high - self[k].low) for k, a in lin.terms), 1e-300)
+
+    def constraints_to_dict(self) -> list[dict[str, Any]]:
+        return [c.to_dict() for c in self.constraints]
 
     # -- serialization ----------------------------------------------------------
     def to_dict(self) -> list[dict[str, Any]]:
@@ -314,7 +511,7 @@ class Space:
         return out
 
     @classmethod
-    def from_dict(cls, items: Sequence[Mapping[str, Any]]) -> Space:
+    def from_dict(cls, items: Sequence[Mapping[str, Any]], constraints: Sequence[Mapping[str, Any]] = ()) -> Space:
         params: list[Parameter] = []
         for d in items:
             kind = d.get("type", "real")
@@ -324,9 +521,163 @@ class Space:
                 params.append(Integer(d["name"], d["low"], d["high"], d.get("unit", "")))
             else:
                 params.append(Real(d["name"], d["low"], d["high"], d.get("unit", ""), bool(d.get("log", False))))
-        return cls(params)
+        return cls(params, [constraint_from_dict(c) for c in constraints])
 
 
 def as_quantity_dict(values: Mapping[str, Any], space: Space) -> dict[str, pint.Quantity | str]:
     """Alias of :meth:`Space.to_quantities` for readability at call sites."""
     return space.to_quantities(values)
+
+
+# -- the feasible polytope of linear constraints, in the unit cube ----------------------------
+
+
+def _unit_row(space: Space, lin: LinearConstraint) -> tuple[list[int], list[float], float, str]:
+    """A constraint in unit-cube columns, as ``coef . u >= rhs`` ("ineq") or ``coef . u == rhs`` ("eq").
+
+    With ``x = low + (high - low) u``: ``sum a x  <op>  b``  <=>  ``sum a (high - low) u  <op>  b - sum a low``.
+    Rows are divided by the constraint's scale ``sum |a| (high - low)``, so tolerances are relative.
+    """
+    for k, _ in lin.terms:
+        if k not in space:
+            raise SpaceError(f"constraint {lin.describe()}: unknown parameter {k!r}", hint=f"parameters are {space.names}")
+        p = space[k]
+        if not isinstance(p, Real) or p.log:
+            raise SpaceError(
+                f"constraint {lin.describe()}: {k} must be a real parameter on a linear scale",
+                hint="constraints are linear in declared units; integers, categoricals and log-scale parameters cannot take part",
+            )
+    scale = space._constraint_scale(lin)
+    cols = [space.column_slice(k).start for k, _ in lin.terms]
+    coef = [a * (space[k].high - space[k].low) / scale for k, a in lin.terms]
+    rhs = (lin.rhs - sum(a * space[k].low for k, a in lin.terms)) / scale
+    if lin.op == "<=":
+        return cols, [-c for c in coef], -rhs, "ineq"
+    return cols, coef, rhs, ("eq" if lin.op == "==" else "ineq")
+
+
+class _Polytope:
+    """``{u in [0, 1]^k : G u <= h, C u = d}`` over the constrained columns, with sampling and projection.
+
+    Equalities are eliminated by writing ``u = u0 + N z`` (``N`` spans the null space of C);
+    sampling is hit-and-run in ``z`` from the Chebyshev centre, one chain per point.
+    """
+
+    def __init__(self, cols, G, h, C, d) -> None:
+        from scipy.linalg import null_space
+        from scipy.optimize import linprog
+
+        self.cols = np.asarray(cols, dtype=int)
+        self.G, self.h, self.C, self.d = G, h, C, d
+        k = len(self.cols)
+        if len(C):
+            self.u0 = np.linalg.lstsq(C, d, rcond=None)[0]
+            self.N = null_space(C)
+        else:
+            self.u0, self.N = np.zeros(k), np.eye(k)
+        # Chebyshev centre in z: maximize r subject to (G N) z + r |G N|_row <= h - G u0.
+        GN = G @ self.N
+        norms = np.linalg.norm(GN, axis=1)
+        m = self.N.shape[1]
+        res = linprog(
+            c=np.r_[np.zeros(m), -1.0],
+            A_ub=np.c_[GN, norms],
+            b_ub=h - G @ self.u0,
+            bounds=[(None, None)] * m + [(0, None)],
+            method="highs",
+        )
+        if res.status != 0 or (len(C) and np.abs(C @ (self.u0 + self.N @ res.x[:m]) - d).max() > 1e-9):
+            raise SpaceError(
+                "the constraints leave no feasible point in the space",
+                hint="check the bounds of the constrained parameters against the constraints' totals",
+            )
+        self.z_center = res.x[:m]
+        self.radius = float(res.x[m])
+        self.center = np.clip(self.u0 + self.N @ self.z_center, 0.0, 1.0)
+        self._GN, self._hz = GN, h - G @ self.u0
+
+    @classmethod
+    def build(cls, space: Space) -> _Polytope:
+        rows = [_unit_row(space, c.as_linear()) for c in space.constraints]
+        cols = sorted({j for r in rows for j in r[0]})
+        where = {j: i for i, j in enumerate(cols)}
+        k = len(cols)
+        G, h, C, d = [], [], [], []
+        for rc, coef, rhs, kind in rows:
+            v = np.zeros(k)
+            for j, a in zip(rc, coef):
+                v[where[j]] = a
+            if kind == "eq":
+                C.append(v), d.append(rhs)
+            else:  # coef . u >= rhs  ->  -coef . u <= -rhs
+                G.append(-v), h.append(-rhs)
+        eye = np.eye(k)
+        G = np.vstack([np.array(G).reshape(-1, k), eye, -eye])
+        h = np.r_[np.array(h, dtype=float), np.ones(k), np.zeros(k)]
+        return cls(cols, G, h, np.array(C).reshape(-1, k), np.array(d, dtype=float))
+
+    def contains(self, U: np.ndarray, tol: float = CONSTRAINT_TOL) -> np.ndarray:
+        k = len(self.cols)
+        ok = ((U @ self.G[:-2 * k].T) - self.h[:-2 * k] <= tol).all(axis=1) if len(self.G) > 2 * k else np.ones(len(U), bool)
+        if len(self.C):
+            ok &= (np.abs(U @ self.C.T - self.d) <= tol).all(axis=1)
+        return ok & (U >= -1e-12).all(axis=1) & (U <= 1 + 1e-12).all(axis=1)
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        m = self.N.shape[1]
+        if m == 0 or self.radius <= 0:
+            return np.tile(self.center, (n, 1))
+        Z = np.tile(self.z_center, (n, 1))
+        for _ in range(40 + 10 * m):
+            D = rng.normal(size=(n, m))
+            D /= np.linalg.norm(D, axis=1, keepdims=True)
+            slack = np.maximum(self._hz[None, :] - Z @ self._GN.T, 0.0)  # n x rows, >= 0
+            rate = D @ self._GN.T
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t = slack / rate
+            hi = np.where(rate > 1e-12, t, np.inf).min(axis=1)
+            lo = np.where(rate < -1e-12, t, -np.inf).max(axis=1)
+            Z = Z + (lo + (hi - lo) * rng.random(n))[:, None] * D
+        return np.clip(self.u0 + Z @ self.N.T, 0.0, 1.0)
+
+    def project(self, U: np.ndarray, tol: float = CONSTRAINT_TOL * 1e-3) -> np.ndarray:
+        from scipy.optimize import minimize
+
+        U = np.array(U, dtype=float)
+        bad = ~self.contains(U, tol)
+        for i in np.flatnonzero(bad):
+            v = U[i]
+            cons = [{"type": "ineq", "fun": lambda u: self.h - self.G @ u, "jac": lambda u: -self.G}]
+            if len(self.C):
+                cons.append({"type": "eq", "fun": lambda u: self.C @ u - self.d, "jac": lambda u: self.C})
+            res = minimize(
+                lambda u: 0.5 * float(((u - v) ** 2).sum()),
+                np.clip(v, 0.0, 1.0),
+                jac=lambda u: u - v,
+                method="SLSQP",
+                bounds=[(0.0, 1.0)] * len(v),
+                constraints=cons,
+                options={"ftol": 1e-12, "maxiter": 200},
+            )
+            u = np.clip(res.x, 0.0, 1.0)
+            if not self.contains(u[None, :], tol)[0]:
+                u = self._pull_to_center(v, tol)
+            U[i] = u
+        return U
+
+    def _pull_to_center(self, v: np.ndarray, tol: float) -> np.ndarray:
+        """The point nearest ``v`` on the segment from the centre to ``v``'s projection on ``C u = d`` that is feasible."""
+        w = v
+        if len(self.C):
+            w = self.u0 + self.N @ (self.N.T @ (v - self.u0))
+        c = self.center
+        lo, hi = 0.0, 1.0
+        if self.contains(w[None, :], tol)[0]:
+            return w
+        for _ in range(60):  # bisection on t in c + t (w - c)
+            mid = 0.5 * (lo + hi)
+            if self.contains((c + mid * (w - c))[None, :], tol)[0]:
+                lo = mid
+            else:
+                hi = mid
+        return c + lo * (w - c)

@@ -7,6 +7,7 @@ labflow (recipes, spaces, devices, provenance) uses ``ureg`` from here.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import pint
@@ -18,6 +19,9 @@ Quantity = ureg.Quantity
 pint.set_application_registry(ureg)
 
 DIMENSIONLESS = ""
+
+
+_NUMBER_THEN_UNIT = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z%\u00b0\u00b5].*)$")
 
 
 def parse_unit(text: str | None) -> pint.Unit:
@@ -50,6 +54,14 @@ def parse_quantity(value: Any, default_unit: str | pint.Unit | None = None) -> p
             pass
         else:
             return Quantity(number, unit)
+        m = _NUMBER_THEN_UNIT.match(text)
+        if m:  # "60 minn": say which unit is unknown rather than that the text is not a quantity
+            unit_text = m.group(2).strip()
+            try:
+                u = parse_unit(unit_text)
+            except UnitError:
+                raise UnitError(f"unknown unit {unit_text!r} in {value!r}", hint="use a pint unit such as 'degC', 'min', 'mL/min', 'percent'") from None
+            return Quantity(float(m.group(1)), u)
         try:
             q = ureg.Quantity(text)
         except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, ValueError, TypeError, AttributeError, AssertionError) as exc:
