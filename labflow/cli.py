@@ -33,10 +33,10 @@ EXIT_INVALID = 2
 
 
 def _fail(exc: LabflowError, code: int = 1) -> None:
-    err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
     if isinstance(exc, RecipeError):
         for p in exc.problems:
-            err_console.print(f"{p}", highlight=False, markup=False)
+            err_console.print(f"{p}", highlight=False, markup=False, soft_wrap=True)
     if exc.hint:
         err_console.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
     raise typer.Exit(code)

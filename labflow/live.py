@@ -78,4 +78,4 @@ class LiveDisplay:
             for k, v in {**s.best.params, **s.best.outcomes}.items():
                 t.add_row(k, _fmt(v), self._units(k))
             c.print(t)
-        c.print(f"provenance: {outcome.path}", highlight=False)
+        c.print(f"provenance: {outcome.path}", highlight=False, soft_wrap=True)
