@@ -17,6 +17,7 @@ import copy
 import hashlib
 import json
 import math
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -31,6 +32,7 @@ from labflow.space import Space
 
 STATUS_COLUMN = "status"
 UID_COLUMN = "uid"
+SAMPLE_FAULT_COLUMN = "sample_fault"
 
 
 class Planner(ABC):
@@ -79,9 +81,15 @@ class Planner(ABC):
             if len(choices) < n:
                 raise ValueError(f"asked for {n} candidates from only {len(choices)} choices")
             X_choices = self.space.encode(choices)
+            if self.space.constraints:  # only feasible rows may be proposed
+                X_choices = X_choices[self.space.feasible_unit(X_choices)]
+                if len(X_choices) < n:
+                    raise ValueError(f"asked for {n} candidates from only {len(X_choices)} choices that satisfy the constraints")
             X = np.asarray(self._propose_from(n, X_pending, X_choices), dtype=float)
         else:
             X = np.asarray(self._propose(n, X_pending), dtype=float)
+            if self.space.constraints:  # every suggestion satisfies the constraints: repair the others
+                X = self.space.repair(self.space.snap(X))
         if X.shape != (n, self.space.dim):
             raise RuntimeError(f"{type(self).__name__}._propose returned shape {X.shape}, expected {(n, self.space.dim)}")
         self._asked += n
@@ -111,7 +119,8 @@ class Planner(ABC):
         """Learn from a DataFrame with parameter columns and objective columns.
 
         Values may be plain numbers in declared units or pint Quantities. A ``status`` column
-        ("completed"/"failed") marks failed rows, whose objective cells may be empty.
+        ("completed"/"failed") marks failed rows, whose objective cells may be empty; a
+        ``sample_fault`` column (true/false) says whether a failure was the sample's fault.
         """
         if not isinstance(data, pd.DataFrame):
             raise ObservationError(f"observe() takes a pandas DataFrame, got {type(data).__name__}")
@@ -137,9 +146,38 @@ class Planner(ABC):
                     outcomes=outcomes,
                     status=status,
                     reason=str(row.get("reason", "") or ""),
+                    sample_fault=_truthy(row.get(SAMPLE_FAULT_COLUMN, False)),
                 )
             )
         self.tell(obs)
+
+    def observe_prior(self, data: pd.DataFrame | str | os.PathLike, *, outside: str = "error") -> int:
+        """Warm-start from past measurements: a DataFrame, or the path of a CSV file, read like :meth:`observe`.
+
+        Columns as for ``observe`` (parameters and objectives in declared units, or text such as
+        ``"150 degC"``; optional ``status``, ``reason``, ``sample_fault``, ``uid``). Rows without a
+        uid get ``prior-<row>``. ``outside="skip"`` drops rows that lie outside the space (an
+        earlier campaign may have searched a wider one) instead of raising. Returns the number
+        of observations added; they count towards a planner's initial design.
+        """
+        if outside not in ("error", "skip"):
+            raise ValueError(f"outside must be 'error' or 'skip', got {outside!r}")
+        frame = data if isinstance(data, pd.DataFrame) else pd.read_csv(data)
+        frame = frame.copy()
+        if UID_COLUMN not in frame.columns:
+            frame[UID_COLUMN] = [f"prior-{i}" for i in range(len(frame))]
+        if outside == "skip":
+            keep = []
+            for row in frame.to_dict("records"):
+                try:
+                    self.space.coerce(row)
+                    keep.append(True)
+                except (SpaceError, KeyError):
+                    keep.append(False)
+            frame = frame[np.array(keep, dtype=bool)] if len(frame) else frame
+        before = self.n_observations
+        self.observe(frame)
+        return self.n_observations - before
 
     # -- history ------------------------------------------------------------------
     @property
@@ -166,6 +204,62 @@ class Planner(ABC):
             return None
         obj = self.objectives[0]
         return max(done, key=lambda o: obj.sign * o.outcomes[obj.name])
+
+    def pareto_front(self) -> pd.DataFrame:
+        """The completed observations no other completed one beats in every objective.
+
+        Parameters and objectives in declared units, plus ``uid``; sorted by the first objective
+        (best first). With one objective, the best observation(s).
+        """
+        from labflow.planners.pareto import pareto_mask
+
+        done = self.completed()
+        cols = self.space.names + [o.name for o in self.objectives] + [UID_COLUMN]
+        if not done:
+            return pd.DataFrame(columns=cols)
+        _, Y = self.train_data()
+        rows = [{**o.params, **o.outcomes, UID_COLUMN: o.uid} for o, keep in zip(done, pareto_mask(Y)) if keep]
+        front = pd.DataFrame(rows, columns=cols)
+        first = self.objectives[0]
+        return front.sort_values(first.name, ascending=first.direction == "minimize", kind="stable").reset_index(drop=True)
+
+    def reference_point(self) -> dict[str, float] | None:
+        """The hypervolume's reference point in each objective's unit: its ``threshold``, else inferred from the data.
+
+        Inferred values lie just beyond the worst Pareto-optimal value (10 % of the front's
+        range); they move as data arrive, so give thresholds for a hypervolume comparable across campaigns.
+        None before any completed observation.
+        """
+        from labflow.planners.pareto import infer_reference_point
+
+        _, Y = self.train_data()
+        given = getattr(self, "ref_point", None) or {}
+        if not len(Y) and not all(o.name in given or o.threshold is not None for o in self.objectives):
+            return None
+        inferred = infer_reference_point(Y) if len(Y) else np.zeros(len(self.objectives))
+        out = {}
+        for j, o in enumerate(self.objectives):
+            if o.name in given:
+                out[o.name] = float(given[o.name])
+            elif o.threshold is not None:
+                out[o.name] = float(o.threshold)
+            else:
+                out[o.name] = float(o.sign * inferred[j])
+        return out
+
+    def hypervolume(self, ref_point: Mapping[str, float] | None = None) -> float:
+        """The hypervolume of the completed observations against ``ref_point`` (default :meth:`reference_point`).
+
+        In the product of the objectives' units; 0.0 before any point beats the reference.
+        """
+        from labflow.planners.pareto import hypervolume
+
+        _, Y = self.train_data()
+        ref = dict(ref_point) if ref_point is not None else self.reference_point()
+        if ref is None or not len(Y):
+            return 0.0
+        r = np.array([o.sign * float(ref[o.name]) for o in self.objectives])
+        return hypervolume(Y, r)
 
     def train_data(self) -> tuple[np.ndarray, np.ndarray]:
         """Completed observations as (X in the unit cube, Y oriented so larger is better)."""
@@ -197,6 +291,7 @@ class Planner(ABC):
                 for o in self._observations
             ],
             "settings": self.settings(),
+            **({"constraints": self.space.constraints_to_dict()} if self.space.constraints else {}),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -278,6 +373,12 @@ class Planner(ABC):
 
 def _plain(row: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+
+
+def _truthy(v: Any) -> bool:
+    if isinstance(v, str):
+        return v.strip().lower() in ("1", "true", "yes", "y")
+    return bool(v) and not (isinstance(v, float) and math.isnan(v))
 
 
 def _is_missing(v: Any) -> bool:

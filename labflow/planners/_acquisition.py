@@ -1,0 +1,122 @@
+"""Acquisition helpers for the Bayesian planners: build, score a pool, optimize over the cube.
+
+Kept apart from the models (``_models.py``) and the planners, as BoTorch keeps
+``models/``, ``acquisition/`` and ``optim/`` apart. All tensors are float64.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from botorch.acquisition import AcquisitionFunction
+from botorch.exceptions.warnings import BotorchWarning, OptimizationWarning
+from botorch.optim import optimize_acqf
+from botorch.utils.transforms import t_batch_mode_transform
+from torch.distributions import Normal
+
+from labflow.planners._models import tensor
+
+Constraint = tuple[torch.Tensor, torch.Tensor, float]
+"""BoTorch's linear constraint: (column indices, coefficients, right-hand side)."""
+
+
+class FeasibilityWeighted(AcquisitionFunction):
+    """``log acq(X) + sum_q log P(feasible | x_q)``: a log-acquisition multiplied by the probability of feasibility.
+
+    ``feasibility_model`` is a GP fitted to labels 1 (the experiment produced a result) and
+    0 (the sample failed). Its posterior at ``x`` gives ``P(feasible) = Phi((mu - 1/2) / sigma)``:
+    about 1 where experiments succeeded, about 0 where samples failed, and undecided
+    (one half) far from any data. Points of a q-batch are treated as independent.
+    """
+
+    def __init__(self, acq: AcquisitionFunction, feasibility_model: Any, floor: float = 1e-6) -> None:
+        super().__init__(model=acq.model)
+        self.acq = acq
+        self.feasibility_model = feasibility_model
+        self.floor = float(floor)
+
+    @t_batch_mode_transform()
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return self.acq(X) + log_prob_feasible(self.feasibility_model, X).sum(-1)
+
+    def set_X_pending(self, X_pending: torch.Tensor | None = None) -> None:
+        self.acq.set_X_pending(X_pending)
+
+    @property
+    def X_pending(self) -> torch.Tensor | None:
+        return getattr(self.acq, "X_pending", None)
+
+
+def log_prob_feasible(feasibility_model: Any, X: torch.Tensor, floor: float = 1e-6) -> torch.Tensor:
+    """``log P(feasible)`` at each point of ``X`` (``batch x q x D`` -> ``batch x q``)."""
+    post = feasibility_model.posterior(X)
+    mean = post.mean[..., 0]
+    std = post.variance[..., 0].clamp_min(1e-12).sqrt()
+    p = Normal(0.0, 1.0).cdf((mean - 0.5) / std)
+    return p.clamp_min(floor).log()
+
+
+def prob_feasible(feasibility_model: Any, X: np.ndarray) -> np.ndarray:
+    """``P(feasible)`` at each row of ``X`` (``n x D`` in the unit cube)."""
+    with torch.no_grad():
+        return log_prob_feasible(feasibility_model, tensor(X)[:, None, :]).exp()[:, 0].numpy()
+
+
+def score(acq: AcquisitionFunction, X: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """The acquisition value of each row of ``X`` alone (q = 1), in chunks, without gradients."""
+    out = []
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", BotorchWarning)
+        for start in range(0, len(X), chunk):
+            out.append(acq(tensor(X[start : start + chunk])[:, None, :]).reshape(-1).numpy())
+    return np.concatenate(out) if out else np.empty(0)
+
+
+def set_pending(acq: AcquisitionFunction, X_pending: np.ndarray) -> None:
+    """Tell ``acq`` which points are pending (none when the array is empty)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BotorchWarning)
+        acq.set_X_pending(tensor(X_pending) if len(X_pending) else None)
+
+
+def optimize(
+    acq: AcquisitionFunction,
+    dim: int,
+    q: int,
+    *,
+    num_restarts: int,
+    raw_samples: int,
+    inequality_constraints: Sequence[Constraint] = (),
+    equality_constraints: Sequence[Constraint] = (),
+    fixed_features: dict[int, float] | None = None,
+    batch_initial_conditions: torch.Tensor | None = None,
+    maxiter: int = 200,
+    sequential: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Maximize ``acq`` over ``[0, 1]^dim`` for ``q`` points (greedy sequential when q > 1, unless ``sequential=False``).
+
+    Returns (``q x dim`` array, acquisition value of each greedy step).
+    """
+    bounds = torch.stack([torch.zeros(dim, dtype=torch.float64), torch.ones(dim, dtype=torch.float64)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OptimizationWarning)
+        warnings.simplefilter("ignore", BotorchWarning)
+        X, values = optimize_acqf(
+            acq,
+            bounds=bounds,
+            q=q,
+            num_restarts=num_restarts,
+            raw_samples=None if batch_initial_conditions is not None else raw_samples,
+            batch_initial_conditions=batch_initial_conditions,
+            inequality_constraints=list(inequality_constraints) or None,
+            equality_constraints=list(equality_constraints) or None,
+            fixed_features=fixed_features,
+            sequential=(q > 1) if sequential is None else (sequential and q > 1),
+            options={"maxiter": maxiter, "batch_limit": max(num_restarts, 1), "init_batch_limit": 1024},
+            retry_on_optimization_warning=False,
+        )
+    return X.detach().reshape(q, dim).numpy().astype(float), np.atleast_1d(values.detach().numpy()).astype(float)

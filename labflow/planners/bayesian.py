@@ -1,0 +1,475 @@
+"""The Bayesian planner: a Gaussian process surrogate and a noisy expected-improvement acquisition.
+
+Theory of operation
+-------------------
+One suggestion goes through these steps (``ask`` in :class:`~labflow.planners.base.Planner`
+calls :meth:`BayesianPlanner._propose`, or :meth:`BayesianPlanner._propose_from` for a pool):
+
+1. **Initial design.** While fewer than ``n_initial`` experiments are measured or pending,
+   propose the next points of a scrambled Sobol sequence (seeded by ``seed``); pending
+   experiments count, so a lab with four idle instruments fills them at once.
+2. **Model.** Fit a GP to the completed observations in the unit cube (``train_data()``),
+   one per objective, warm-started from the previous fit (see :mod:`labflow.planners._models`).
+3. **Acquisition.** One objective: ``qLogNoisyExpectedImprovement``; several:
+   ``qLogNoisyExpectedHypervolumeImprovement``. Pending experiments are passed as
+   ``X_pending``, so the acquisition already counts on their results and does not suggest
+   them again. When samples have failed (``Observation.sample_fault``), the log-acquisition
+   is added the log-probability of feasibility from a second GP on 0/1 labels.
+4. **Optimization.** ``optimize_acqf`` over ``[0, 1]^D`` (linear constraints of the space
+   passed as ``inequality_constraints``/``equality_constraints``), greedy sequential for a
+   batch. Integers and categoricals are relaxed (one-hot columns in ``[0, 1]``) and snapped
+   afterwards (``Space.snap``); see ``docs/decisions/0002-planner-modelling.md``.
+5. **Checks.** Each point is snapped, made feasible, and compared with every measured,
+   pending or already chosen point: one closer than ``min_distance`` (largest difference of
+   any unit-cube column) is replaced by the best-scoring fresh Sobol point that is not.
+
+If anything in 2-4 fails (the GP cannot be fitted, the acquisition is NaN or flat at
+``-inf``) the planner falls back to a space-filling point (the Sobol point farthest from
+everything measured or pending), sets ``last_generator = "fallback"`` and keeps the reason
+in ``last_decision``: it never wedges and never leaves the space.
+
+Determinism: every random draw (Sobol scrambling, raw samples, MC base samples, fitting
+restarts) is seeded by ``(seed, number of candidates asked so far)`` under a forked torch RNG,
+and the warm-start hyperparameters are part of ``state_dict()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from scipy.stats import qmc
+
+from labflow.errors import PlannerError
+from labflow.objectives import Objective
+from labflow.planners import _acquisition as acqf
+from labflow.planners import _models as models
+from labflow.planners.base import Planner
+from labflow.records import Status
+from labflow.space import Space
+
+log = logging.getLogger("labflow.planners")
+
+_SALT_SOBOL, _SALT_FIT, _SALT_OPT, _SALT_MC, _SALT_FALLBACK, _SALT_REPLACE = range(1, 7)
+
+
+class BayesianPlanner(Planner):
+    """Gaussian-process Bayesian optimization (BoTorch): qLogNEI for one objective, qLogNEHVI for several.
+
+    Parameters
+    ----------
+    space, objectives, seed:
+        As for every :class:`~labflow.planners.base.Planner`.
+    n_initial:
+        Size of the space-filling (scrambled Sobol) initial design, pending experiments
+        included. Default ``max(4, len(space) + 1)``: the fewest points that can fix a
+        linear trend in every parameter, and not fewer than four.
+    num_restarts, raw_samples:
+        Multistart settings of ``optimize_acqf``: ``raw_samples`` Sobol points are scored,
+        the best ``num_restarts`` are polished with L-BFGS-B (SLSQP under constraints).
+    mc_samples:
+        Quasi-Monte-Carlo samples of the acquisition.
+    min_distance:
+        Two points closer than this in every unit-cube column count as the same experiment;
+        no suggestion is that close to a measured, pending or fellow suggested point.
+    warm_start:
+        Start each GP fit from the previous hyperparameters (much faster; see ``_models``).
+    feasibility:
+        Learn from sample faults (``Observation.sample_fault``) and steer away from them.
+    ref_point:
+        Several objectives: the reference point of the hypervolume, one value per objective
+        in its own unit and direction. Default: each objective's ``threshold``, else inferred
+        from the observations (``pareto.infer_reference_point``).
+    """
+
+    name: ClassVar[str] = "bayesian"
+
+    def __init__(
+        self,
+        space: Space,
+        objectives: Any,
+        seed: int = 0,
+        *,
+        n_initial: int | None = None,
+        num_restarts: int = 4,
+        raw_samples: int = 256,
+        mc_samples: int = 128,
+        min_distance: float = 1e-3,
+        warm_start: bool = True,
+        feasibility: bool = True,
+        ref_point: Mapping[str, float] | None = None,
+    ) -> None:
+        super().__init__(space, objectives, seed)
+        self.n_initial = max(1, int(n_initial)) if n_initial is not None else max(4, len(space) + 1)
+        self.num_restarts = int(num_restarts)
+        self.raw_samples = int(raw_samples)
+        self.mc_samples = int(mc_samples)
+        self.min_distance = float(min_distance)
+        self.warm_start = bool(warm_start)
+        self.feasibility = bool(feasibility)
+        self.ref_point = dict(ref_point) if ref_point is not None else None
+        if self.ref_point is not None:
+            missing = [o.name for o in self.objectives if o.name not in self.ref_point]
+            if missing:
+                raise ValueError(f"ref_point lacks objectives {missing}")
+        if self.num_restarts < 1 or self.raw_samples < self.num_restarts or self.mc_samples < 1:
+            raise ValueError("need num_restarts >= 1, raw_samples >= num_restarts and mc_samples >= 1")
+        # Model state: hyperparameters last fitted (warm start of the next fit), those the
+        # last fit started from, and how many observations it saw. The fitted models
+        # themselves are a cache, rebuilt exactly from these after load_state_dict.
+        self._hyper: dict[str, models.Hyperparameters] = {}
+        self._hyper_init: dict[str, models.Hyperparameters] = {}
+        self._fit_key: int | None = None
+        self._models: dict[str, Any] | None = None
+        self.last_decision: dict[str, Any] = {}
+        self._decision: dict[str, Any] = {}
+
+    # -- configuration and state ----------------------------------------------------
+    @property
+    def acquisition_name(self) -> str:
+        return "qLogNEI" if len(self.objectives) == 1 else "qLogNEHVI"
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "model": "SingleTaskGP(RBF-ARD, Standardize)",
+            "acquisition": self.acquisition_name,
+            "n_initial": self.n_initial,
+            "num_restarts": self.num_restarts,
+            "raw_samples": self.raw_samples,
+            "mc_samples": self.mc_samples,
+            "min_distance": self.min_distance,
+            "warm_start": self.warm_start,
+            "feasibility": self.feasibility,
+            "ref_point": self.ref_point,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["model"] = {"hyper": self._hyper, "hyper_init": self._hyper_init, "fit_key": self._fit_key}
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        m = state.get("model") or {}
+        self._hyper = {k: v for k, v in (m.get("hyper") or {}).items()}
+        self._hyper_init = {k: v for k, v in (m.get("hyper_init") or {}).items()}
+        self._fit_key = m.get("fit_key")
+        self._models = None
+
+    def _on_new_observations(self) -> None:
+        self._models = None
+
+    # -- proposals ------------------------------------------------------------------
+    def _propose(self, n: int, X_pending: np.ndarray) -> np.ndarray:
+        started = time.perf_counter()
+        self._decision = {}
+        X_avoid = np.vstack([self._X_observed(), X_pending])
+        if self._in_initial_design(len(X_pending)):
+            X = self._initial_design(n, X_avoid)
+            return self._decided(X, "sobol", "initial design", started)
+        try:
+            fitted = self._fit()
+            acq = self._acquisition(fitted, X_pending)
+            with models.seeded(self.seed, self._asked, _SALT_OPT):
+                X, values = self._optimize(acq, n)
+            if not np.all(np.isfinite(X)) or not np.all(np.isfinite(values)):
+                raise FloatingPointError(f"acquisition optimum is not finite (values {values.tolist()})")
+            X = self._clean(X, X_avoid, acq)
+            self._decision["acquisition_values"] = [float(v) for v in values]
+            return self._decided(X, self.acquisition_name, "", started)
+        except Exception as exc:  # noqa: BLE001 - never wedge; the reason is kept for provenance
+            return self._decided(self._fallback(n, X_avoid), "fallback", _reason(exc), started)
+
+    def _propose_from(self, n: int, X_pending: np.ndarray, X_choices: np.ndarray) -> np.ndarray:
+        started = time.perf_counter()
+        self._decision = {}
+        free = self._free_choices(X_choices, np.vstack([self._X_observed(), X_pending]))
+        if free.sum() < n:
+            raise PlannerError(
+                f"asked for {n} candidates but only {int(free.sum())} of {len(X_choices)} choices are neither measured nor pending",
+                hint="the pool is exhausted: end the campaign or add choices",
+            )
+        if self._in_initial_design(len(X_pending)):
+            targets = self._sobol(self._asked, n)
+            return self._decided(_nearest_free(targets, X_choices, free), "sobol", "initial design", started)
+        try:
+            fitted = self._fit()
+            acq = self._acquisition(fitted, X_pending)
+            picks, values = [], []
+            free = free.copy()
+            candidates = np.flatnonzero(free)
+            for _ in range(n):
+                s = acqf.score(acq, X_choices[candidates])
+                if not np.any(np.isfinite(s)) or np.any(np.isnan(s)):
+                    raise FloatingPointError("the acquisition is NaN or -inf over the whole pool")
+                best = int(np.argmax(np.where(np.isfinite(s), s, -np.inf)))
+                picks.append(int(candidates[best]))
+                values.append(float(s[best]))
+                candidates = np.delete(candidates, best)
+                if len(picks) < n:
+                    acqf.set_pending(acq, np.vstack([X_pending, X_choices[picks]]))
+            self._decision["acquisition_values"] = values
+            return self._decided(X_choices[picks], self.acquisition_name, "", started)
+        except Exception as exc:  # noqa: BLE001
+            rng = np.random.default_rng([self.seed, self._asked, _SALT_FALLBACK])
+            picks = rng.choice(np.flatnonzero(free), size=n, replace=False)
+            return self._decided(X_choices[picks], "fallback", _reason(exc), started)
+
+    # -- steps ----------------------------------------------------------------------
+    def _in_initial_design(self, n_pending: int) -> bool:
+        n_completed = len(self.completed())
+        return n_completed < 2 or self.n_observations + n_pending < self.n_initial
+
+    def _X_observed(self) -> np.ndarray:
+        if not self._observations:
+            return np.empty((0, self.space.dim))
+        return self.space.encode([o.params for o in self._observations])
+
+    def _training_sets(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """What each model learns from: the objectives (completed runs) and, after sample faults, feasibility."""
+        X, Y = self.train_data()
+        sets = {"objective": (X, Y)}
+        faults = [o for o in self._observations if o.status is not Status.COMPLETED and o.sample_fault]
+        if self.feasibility and faults:
+            X_fail = self.space.encode([o.params for o in faults])
+            labels = np.concatenate([np.ones(len(X)), np.zeros(len(X_fail))])[:, None]
+            sets["feasibility"] = (np.vstack([X, X_fail]), labels)
+        return sets
+
+    def _fit(self) -> dict[str, Any]:
+        """The fitted models for the current observations (cached until observations change)."""
+        key = self.n_observations
+        if self._models is not None and self._fit_key == key:
+            return self._models
+        restoring = self._fit_key == key and bool(self._hyper)
+        init = self._hyper_init if restoring else (dict(self._hyper) if self.warm_start else {})
+        fitted: dict[str, Any] = {}
+        t0 = time.perf_counter()
+        for name, (X, Y) in self._training_sets().items():
+            with models.seeded(self.seed, key, _SALT_FIT):
+                if restoring and name in self._hyper:
+                    model = self._fit_one(name, X, Y, self._hyper[name], False)
+                else:
+                    model = self._fit_one(name, X, Y, init.get(name), True)
+            models.check_finite_model(model)
+            fitted[name] = model
+        self._hyper_init = {k: v for k, v in init.items() if k in fitted}
+        self._hyper = {k: models.get_hyperparameters(m) for k, m in fitted.items()}
+        self._fit_key = key
+        self._models = fitted
+        self._decision["fit_seconds"] = time.perf_counter() - t0
+        return fitted
+
+    def _acquisition(self, fitted: Mapping[str, Any], X_pending: np.ndarray) -> Any:
+        from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+        from botorch.sampling import SobolQMCNormalSampler
+
+        model = fitted["objective"]
+        X_train, _ = self.train_data()
+        sampler = SobolQMCNormalSampler(
+            sample_shape=torch.Size([self.mc_samples]), seed=models.torch_seed(self.seed, self._asked, _SALT_MC)
+        )
+        with models.seeded(self.seed, self._asked, _SALT_MC):
+            if len(self.objectives) == 1:
+                acq = qLogNoisyExpectedImprovement(
+                    model,
+                    X_baseline=models.tensor(X_train),
+                    sampler=sampler,
+                    X_pending=models.tensor(X_pending) if len(X_pending) else None,
+                    prune_baseline=True,
+                    cache_root=True,
+                )
+            else:
+                acq = self._hypervolume_acquisition(model, X_train, X_pending, sampler)
+        if "feasibility" in fitted:
+            acq = acqf.FeasibilityWeighted(acq, fitted["feasibility"])
+        return acq
+
+    def _hypervolume_acquisition(self, model: Any, X_train: np.ndarray, X_pending: np.ndarray, sampler: Any) -> Any:
+        from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
+
+        ref = self.reference_point()
+        assert ref is not None  # there are completed observations once the model is used
+        oriented = [o.sign * ref[o.name] for o in self.objectives]
+        self._decision["ref_point"] = ref
+        return qLogNoisyExpectedHypervolumeImprovement(
+            model,
+            ref_point=oriented,
+            X_baseline=models.tensor(X_train),
+            sampler=sampler,
+            X_pending=models.tensor(X_pending) if len(X_pending) else None,
+            prune_baseline=True,
+            alpha=0.0 if len(self.objectives) <= 3 else 1e-3,
+        )
+
+    def _optimize(self, acq: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Maximize the acquisition over the unit cube: ``n`` points and their acquisition values."""
+        ineq, eq = self._unit_constraints()
+        return acqf.optimize(
+            acq,
+            self.space.dim,
+            n,
+            num_restarts=self.num_restarts,
+            raw_samples=self.raw_samples,
+            inequality_constraints=ineq,
+            equality_constraints=eq,
+        )
+
+    def _fit_one(self, name: str, X: np.ndarray, Y: np.ndarray, hyper: Any, fit: bool) -> Any:
+        """Fit (or, with ``fit=False``, restore) the model called ``name``."""
+        return models.fit_gp(X, Y, warm_start=hyper, fit=fit)
+
+    def _unit_constraints(self) -> tuple[list, list]:
+        """The space's linear constraints in the unit cube, as BoTorch's (indices, coefficients, rhs)."""
+        unit = getattr(self.space, "unit_constraints", None)
+        if unit is None:
+            return [], []
+        ineq, eq = [], []
+        for idx, coef, rhs, kind in unit():
+            entry = (torch.as_tensor(idx, dtype=torch.long), models.tensor(coef), float(rhs))
+            (eq if kind == "eq" else ineq).append(entry)
+        return ineq, eq
+
+    def _repair(self, X: np.ndarray) -> np.ndarray:
+        """Make unit-cube points satisfy the space's constraints (the nearest feasible point)."""
+        repair = getattr(self.space, "repair", None)
+        return repair(X) if repair is not None else X
+
+    def _clean(self, X: np.ndarray, X_avoid: np.ndarray, acq: Any | None) -> np.ndarray:
+        """Snap, repair, and replace any point too close to a measured, pending or fellow point."""
+        X = self._repair(self.space.snap(np.clip(X, 0.0, 1.0)))
+        out: list[np.ndarray] = []
+        for x in X:
+            avoid = np.vstack([X_avoid, *out]) if out else X_avoid
+            if _too_close(x[None, :], avoid, self.min_distance)[0]:
+                x = self._replacement(avoid, acq)
+            out.append(x)
+        return np.array(out)
+
+    def _replacement(self, avoid: np.ndarray, acq: Any | None) -> np.ndarray:
+        """The best fresh space-filling point that is not too close to ``avoid``."""
+        pool = self._space_filling_pool(max(self.raw_samples, 64), _SALT_REPLACE, salt2=len(avoid))
+        ok = ~_too_close(pool, avoid, self.min_distance)
+        if not ok.any():
+            raise PlannerError(
+                "every point of the space has been measured or is pending",
+                hint="the space is exhausted: widen it or end the campaign",
+            )
+        pool = pool[ok]
+        if acq is None:
+            return pool[int(np.argmax(_min_distance(pool, avoid)))]
+        s = acqf.score(acq, pool)
+        s = np.where(np.isfinite(s), s, -np.inf)
+        if not np.isfinite(s).any():
+            return pool[int(np.argmax(_min_distance(pool, avoid)))]
+        return pool[int(np.argmax(s))]
+
+    # -- space-filling designs ---------------------------------------------------------
+    def _sobol(self, start: int, n: int) -> np.ndarray:
+        """Points ``start .. start+n-1`` of the planner's scrambled Sobol sequence."""
+        need = start + n
+        cache = getattr(self, "_sobol_cache", None)
+        if cache is None or len(cache) < need:
+            m = max(5, math.ceil(math.log2(max(need, 2))))
+            cache = qmc.Sobol(d=self.space.dim, scramble=True, seed=np.random.default_rng([self.seed, _SALT_SOBOL])).random_base2(m)
+            self._sobol_cache = cache
+        return cache[start:need]
+
+    def _space_filling_pool(self, size: int, salt: int, salt2: int = 0) -> np.ndarray:
+        """``size`` snapped, feasible points scattered over the space (seeded by the state)."""
+        rng = np.random.default_rng([self.seed, self._asked, salt, salt2])
+        constrained = getattr(self.space, "constraints", ())
+        if constrained:
+            raw = self.space.encode(self.space.sample(size, seed=rng))
+        else:
+            raw = qmc.Sobol(d=self.space.dim, scramble=True, seed=rng).random(size)
+        return self._repair(self.space.snap(raw))
+
+    def _initial_design(self, n: int, X_avoid: np.ndarray) -> np.ndarray:
+        if getattr(self.space, "constraints", ()):
+            X = self._space_filling_pool(max(64, 8 * n), _SALT_SOBOL)
+            picks = _maximin(X, X_avoid, n, self.min_distance)
+            return self._clean(X[picks], X_avoid, None)
+        return self._clean(self._sobol(self._asked, n), X_avoid, None)
+
+    def _fallback(self, n: int, X_avoid: np.ndarray) -> np.ndarray:
+        """``n`` space-filling points, each the farthest from everything measured, pending or picked."""
+        X = self._space_filling_pool(max(256, 16 * n), _SALT_FALLBACK)
+        picks = _maximin(X, X_avoid, n, self.min_distance)
+        if len(picks) < n:
+            raise PlannerError("every point of the space has been measured or is pending")
+        return X[picks]
+
+    def _free_choices(self, X_choices: np.ndarray, X_avoid: np.ndarray) -> np.ndarray:
+        free = ~_too_close(X_choices, X_avoid, 1e-9) if len(X_avoid) else np.ones(len(X_choices), dtype=bool)
+        feasible = getattr(self.space, "feasible_unit", None)
+        if feasible is not None:
+            free &= feasible(X_choices)
+        return free
+
+    def _decided(self, X: np.ndarray, generator: str, reason: str, started: float) -> np.ndarray:
+        self.last_generator = generator
+        decision = dict(self._decision)
+        decision.update(
+            {
+                "generator": generator,
+                "reason": reason,
+                "n_training": len(self.completed()),
+                "seconds": time.perf_counter() - started,
+            }
+        )
+        if generator != "sobol" and self._models:
+            decision["model"] = {k: models.describe_model(m) for k, m in self._models.items()}
+        if generator == "fallback":
+            log.warning("%s planner fell back to a space-filling suggestion: %s", self.name, reason)
+        self.last_decision = decision
+        return X
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _min_distance(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """For each row of X, the smallest largest-column difference to a row of Y (inf when Y is empty)."""
+    if len(Y) == 0:
+        return np.full(len(X), np.inf)
+    out = np.empty(len(X))
+    for start in range(0, len(X), 256):
+        block = X[start : start + 256]
+        out[start : start + 256] = np.abs(block[:, None, :] - Y[None, :, :]).max(axis=2).min(axis=1)
+    return out
+
+
+def _too_close(X: np.ndarray, Y: np.ndarray, tol: float) -> np.ndarray:
+    return _min_distance(X, Y) < max(tol, 1e-12)
+
+
+def _maximin(X: np.ndarray, X_avoid: np.ndarray, n: int, tol: float) -> list[int]:
+    """Greedy maximin: pick ``n`` rows of X, each the farthest from X_avoid and the rows picked before."""
+    dist = _min_distance(X, X_avoid)
+    picks: list[int] = []
+    for _ in range(n):
+        j = int(np.argmax(dist))
+        if not dist[j] >= tol:
+            break
+        picks.append(j)
+        dist = np.minimum(dist, np.abs(X - X[j]).max(axis=1))
+    return picks
+
+
+def _nearest_free(targets: np.ndarray, X_choices: np.ndarray, free: np.ndarray) -> np.ndarray:
+    free = free.copy()
+    out = []
+    for x in targets:
+        d = np.where(free, ((X_choices - x) ** 2).sum(axis=1), np.inf)
+        j = int(np.argmin(d))
+        free[j] = False
+        out.append(X_choices[j])
+    return np.array(out)

@@ -1,0 +1,302 @@
+"""A cost-aware multi-fidelity planner: cheap simulations and expensive experiments in one campaign.
+
+Theory of operation
+-------------------
+A campaign can often measure the same property two ways: a cheap, biased one (a simulation, a
+quick screening measurement) and the expensive one that counts (the real experiment). Each is
+a :class:`Fidelity` with a cost (any unit, the same for all). The planner adds a categorical
+parameter (``fidelity`` by default) to the space, so every suggestion says which fidelity to
+run and every observation says which one produced it; nothing else in labflow needs to know.
+
+Internally the fidelity becomes one number ``s`` in ``[0, 1]`` (the cheapest 0, the target 1,
+the others evenly spaced by cost unless ``Fidelity.value`` says otherwise), and one
+``SingleTaskMultiFidelityGP`` learns the objective over (parameters, ``s``): its kernel
+correlates fidelities, so cheap results inform the expensive prediction.
+
+The acquisition is the multi-fidelity knowledge gradient (``qMultiFidelityKnowledgeGradient``):
+the expected gain in the best predicted *target-fidelity* value from one more measurement,
+divided by that measurement's cost (``InverseCostWeightedUtility``). It is maximized once per
+fidelity with the fidelity fixed (as ``optimize_acqf_mixed`` does) and the best value per cost
+wins, so a cheap measurement is chosen while it is informative enough to be worth it.
+
+The initial design takes the fidelities in turn (cheapest first); ``best()`` and
+:meth:`MultiFidelityPlanner.recommend` speak of the target fidelity only. Sample-fault
+feasibility is not modelled here (the knowledge gradient is not a log-acquisition).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+
+from labflow.errors import SpaceError
+from labflow.planners import _acquisition as acqf
+from labflow.planners import _models as models
+from labflow.planners.bayesian import BayesianPlanner, _nearest_free, _too_close
+from labflow.records import Candidate, Observation
+from labflow.space import Categorical, Space
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """One way to measure the objectives: a ``name`` and a ``cost`` per experiment (any unit, the same for all).
+
+    ``value`` places it on the model's fidelity axis in ``[0, 1]`` (1 = the target); by default
+    fidelities are evenly spaced in order of cost.
+    """
+
+    name: str
+    cost: float
+    value: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.cost, (int, float)) and self.cost > 0):
+            raise SpaceError(f"fidelity {self.name!r}: cost must be a positive number, got {self.cost!r}")
+        if self.value is not None and not 0.0 <= float(self.value) <= 1.0:
+            raise SpaceError(f"fidelity {self.name!r}: value must lie in [0, 1], got {self.value}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "cost": self.cost, "value": self.value}
+
+
+class MultiFidelityPlanner(BayesianPlanner):
+    """Multi-fidelity Bayesian optimization with a cost-aware knowledge gradient.
+
+    Parameters
+    ----------
+    space, objectives, seed:
+        As for :class:`~labflow.planners.bayesian.BayesianPlanner` (one objective).
+    fidelities:
+        Two or more :class:`Fidelity`; the most expensive is the target unless ``target`` names another.
+    target:
+        Name of the fidelity whose result counts.
+    fidelity_parameter:
+        Name of the categorical parameter added to the space (the column that says which fidelity to run).
+    fixed_cost:
+        Cost added to every experiment (set-up time), which makes cheap fidelities relatively less cheap.
+    num_fantasies:
+        Fantasies of the knowledge gradient (more: smoother, slower).
+    **kwargs:
+        Passed to :class:`BayesianPlanner` (``n_initial``, ``num_restarts``, ``raw_samples``, ...).
+    """
+
+    name: ClassVar[str] = "multifidelity"
+
+    def __init__(
+        self,
+        space: Space,
+        objectives: Any,
+        seed: int = 0,
+        *,
+        fidelities: Sequence[Fidelity],
+        target: str | None = None,
+        fidelity_parameter: str = "fidelity",
+        fixed_cost: float = 0.0,
+        num_fantasies: int = 16,
+        **kwargs: Any,
+    ) -> None:
+        fidelities = [f if isinstance(f, Fidelity) else Fidelity(**f) for f in fidelities]
+        if len(fidelities) < 2:
+            raise SpaceError("a multi-fidelity planner needs at least two fidelities")
+        names = [f.name for f in fidelities]
+        if len(set(names)) != len(names):
+            raise SpaceError(f"fidelity names must be unique, got {names}")
+        if fidelity_parameter in space:
+            raise SpaceError(f"the space already has a parameter {fidelity_parameter!r}", hint="pass fidelity_parameter='...'")
+        by_cost = sorted(fidelities, key=lambda f: f.cost)
+        self.target = target if target is not None else by_cost[-1].name
+        if self.target not in names:
+            raise SpaceError(f"target fidelity {self.target!r} is not one of {names}")
+        self.fidelities = by_cost
+        self.fidelity_parameter = fidelity_parameter
+        self.fixed_cost = float(fixed_cost)
+        self.num_fantasies = int(num_fantasies)
+        # positions on the model's fidelity axis: target at 1, others evenly spaced by cost
+        others = [f for f in by_cost if f.name != self.target]
+        self._value = {self.target: 1.0}
+        for i, f in enumerate(others):
+            self._value[f.name] = float(f.value) if f.value is not None else i / len(others)
+        self.design_space = space
+        full = Space([*space.parameters, Categorical(fidelity_parameter, tuple(f.name for f in by_cost))], space.constraints)
+        kwargs.setdefault("feasibility", False)
+        super().__init__(full, objectives, seed, **kwargs)
+        if len(self.objectives) != 1:
+            raise SpaceError("the multi-fidelity planner optimizes one objective", hint="use BayesianPlanner for several")
+        self._d0 = space.dim
+        self._cost = {f.name: f.cost for f in fidelities}
+
+    # -- configuration ----------------------------------------------------------------
+    @property
+    def acquisition_name(self) -> str:
+        return "qMFKG"
+
+    def settings(self) -> dict[str, Any]:
+        out = super().settings()
+        out.update(
+            {
+                "model": "SingleTaskMultiFidelityGP(Matern-5/2 x fidelity kernel, Standardize)",
+                "fidelities": [{**f.to_dict(), "value": self._value[f.name]} for f in self.fidelities],
+                "target": self.target,
+                "fidelity_parameter": self.fidelity_parameter,
+                "fixed_cost": self.fixed_cost,
+                "num_fantasies": self.num_fantasies,
+            }
+        )
+        return out
+
+    def cost(self, fidelity: str) -> float:
+        """The cost of one experiment at ``fidelity`` (``fixed_cost`` included)."""
+        return self._cost[fidelity] + self.fixed_cost
+
+    def total_cost(self) -> float:
+        """What the observations so far cost, failures included."""
+        return float(sum(self.cost(o.params[self.fidelity_parameter]) for o in self._observations))
+
+    def best(self) -> Observation | None:
+        """The best completed observation at the target fidelity (None before any)."""
+        done = [o for o in self.completed() if o.params[self.fidelity_parameter] == self.target]
+        if not done:
+            return None
+        obj = self.objectives[0]
+        return max(done, key=lambda o: obj.sign * o.outcomes[obj.name])
+
+    def recommend(self) -> dict[str, Any]:
+        """The point the model expects to be best at the target fidelity (measured or not), values in declared units."""
+        from botorch.acquisition import PosteriorMean
+        from botorch.acquisition.fixed_feature import FixedFeatureAcquisitionFunction
+
+        fitted = self._fit()
+        pm = FixedFeatureAcquisitionFunction(PosteriorMean(fitted["objective"]), self._d0 + 1, [self._d0], [1.0])
+        ineq, eq = self._unit_constraints()
+        with models.seeded(self.seed, self._asked, 11):
+            x, _ = acqf.optimize(pm, self._d0, 1, num_restarts=self.num_restarts, raw_samples=self.raw_samples,
+                                 inequality_constraints=ineq, equality_constraints=eq)
+        X = self._from_model(np.c_[x, np.ones(1)])
+        X = self._repair(self.space.snap(X))
+        row = self.space.decode(X).iloc[0].to_dict()
+        row.pop(self.fidelity_parameter)
+        return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+
+    # -- pool mode: choices without a fidelity column are offered at every fidelity ---------
+    def ask(self, n: int = 1, pending: Sequence[Candidate] = (), choices: pd.DataFrame | None = None) -> list[Candidate]:
+        if choices is not None and self.fidelity_parameter not in choices.columns:
+            choices = choices.merge(pd.DataFrame({self.fidelity_parameter: [f.name for f in self.fidelities]}), how="cross")
+        return super().ask(n, pending, choices)
+
+    def _propose_from(self, n: int, X_pending: np.ndarray, X_choices: np.ndarray) -> np.ndarray:
+        """Optimize over the whole space, then take the nearest choices still free."""
+        free = self._free_choices(X_choices, np.vstack([self._X_observed(), X_pending]))
+        if free.sum() < n:
+            from labflow.errors import PlannerError
+
+            raise PlannerError(f"only {int(free.sum())} choices are neither measured nor pending", hint="the pool is exhausted")
+        targets = self._propose(n, X_pending)
+        return _nearest_free(targets, X_choices, free)
+
+    # -- model space: design columns plus one fidelity value ------------------------------------
+    def _to_model(self, X: np.ndarray) -> np.ndarray:
+        block = X[:, self._d0 :]
+        s = np.array([self._value[self.fidelities[int(j)].name] for j in np.argmax(block, axis=1)]) if len(X) else np.empty(0)
+        return np.c_[X[:, : self._d0], s]
+
+    def _from_model(self, Xm: np.ndarray) -> np.ndarray:
+        values = np.array([self._value[f.name] for f in self.fidelities])
+        block = np.zeros((len(Xm), len(self.fidelities)))
+        block[np.arange(len(Xm)), np.argmin(np.abs(Xm[:, -1:] - values[None, :]), axis=1)] = 1.0
+        return np.c_[Xm[:, : self._d0], block]
+
+    def _training_sets(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        X, Y = self.train_data()
+        return {"objective": (self._to_model(X), Y)}
+
+    def _fit_one(self, name: str, X: np.ndarray, Y: np.ndarray, hyper: Any, fit: bool) -> Any:
+        from botorch.models import SingleTaskMultiFidelityGP
+
+        return models.fit_gp(X, Y, warm_start=hyper, fit=fit, model_cls=SingleTaskMultiFidelityGP, data_fidelities=[self._d0])
+
+    def _acquisition(self, fitted: Mapping[str, Any], X_pending: np.ndarray) -> Any:
+        from botorch.acquisition import PosteriorMean
+        from botorch.acquisition.cost_aware import InverseCostWeightedUtility
+        from botorch.acquisition.fixed_feature import FixedFeatureAcquisitionFunction
+        from botorch.acquisition.knowledge_gradient import qMultiFidelityKnowledgeGradient
+        from botorch.acquisition.utils import project_to_target_fidelity
+        from botorch.models.deterministic import GenericDeterministicModel
+
+        model = fitted["objective"]
+        d = self._d0 + 1
+        # the best value the model now expects at the target fidelity
+        pm = FixedFeatureAcquisitionFunction(PosteriorMean(model), d, [self._d0], [1.0])
+        ineq, eq = self._unit_constraints()
+        with models.seeded(self.seed, self._asked, 12):
+            _, best = acqf.optimize(pm, self._d0, 1, num_restarts=2, raw_samples=64, inequality_constraints=ineq, equality_constraints=eq)
+        values = torch.tensor([self._value[f.name] for f in self.fidelities], dtype=torch.float64)
+        costs = torch.tensor([self.cost(f.name) for f in self.fidelities], dtype=torch.float64)
+
+        def cost_of(X: torch.Tensor) -> torch.Tensor:
+            nearest = (X[..., -1:] - values).abs().argmin(dim=-1)
+            return costs[nearest].unsqueeze(-1)
+
+        with models.seeded(self.seed, self._asked, 13):
+            return qMultiFidelityKnowledgeGradient(
+                model,
+                num_fantasies=self.num_fantasies,
+                current_value=torch.tensor(float(best[0]), dtype=torch.float64),
+                cost_aware_utility=InverseCostWeightedUtility(cost_model=GenericDeterministicModel(cost_of)),
+                project=lambda X: project_to_target_fidelity(X=X, target_fidelities={self._d0: 1.0}, d=d),
+                X_pending=models.tensor(self._to_model(X_pending)) if len(X_pending) else None,
+            )
+
+    def _optimize(self, acq: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Maximize the knowledge gradient per cost once for each fidelity; keep the best."""
+        ineq, eq = self._unit_constraints()
+        best: tuple[float, np.ndarray, np.ndarray] | None = None
+        per_fidelity = {}
+        for f in self.fidelities:
+            X, values = acqf.optimize(
+                acq,
+                self._d0 + 1,
+                n,
+                num_restarts=self.num_restarts,
+                raw_samples=self.raw_samples,
+                inequality_constraints=ineq,
+                equality_constraints=eq,
+                fixed_features={self._d0: self._value[f.name]},
+                sequential=False,
+            )
+            total = float(np.max(values))
+            per_fidelity[f.name] = total
+            if best is None or total > best[0]:
+                best = (total, X, values)
+        self._decision["value_per_cost"] = per_fidelity
+        assert best is not None
+        return self._from_model(best[1]), best[2]
+
+    def _replacement(self, avoid: np.ndarray, acq: Any | None) -> np.ndarray:
+        return super()._replacement(avoid, None)  # the knowledge gradient cannot score single points
+
+    # -- designs: fidelities in turn, cheapest first ---------------------------------------------
+    def _with_fidelities(self, X: np.ndarray, first_index: int) -> np.ndarray:
+        X = X.copy()
+        k = len(self.fidelities)
+        X[:, self._d0 :] = 0.0
+        X[np.arange(len(X)), self._d0 + (first_index + np.arange(len(X))) % k] = 1.0
+        return X
+
+    def _sobol(self, start: int, n: int) -> np.ndarray:
+        return self._with_fidelities(super()._sobol(start, n), start)
+
+    def _initial_design(self, n: int, X_avoid: np.ndarray) -> np.ndarray:
+        return self._with_fidelities(super()._initial_design(n, X_avoid), self._asked)
+
+    def _fallback(self, n: int, X_avoid: np.ndarray) -> np.ndarray:
+        X = super()._fallback(n, X_avoid)
+        cheap = X.copy()
+        cheap[:, self._d0 :] = 0.0
+        cheap[:, self._d0] = 1.0  # fall back to the cheapest fidelity
+        ok = ~_too_close(cheap, X_avoid, self.min_distance)
+        return np.where(ok[:, None], cheap, X)
