@@ -123,6 +123,9 @@ def inspect(
     console.print(v)
 
 
+from labflow.cli_remote import register as _register_remote; _register_remote(app)  # noqa: E402,E702 - serve, keys, ioc, record
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

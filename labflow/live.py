@@ -68,6 +68,7 @@ class LiveDisplay:
     def print_summary(self, outcome: Any) -> None:
         s = outcome.state
         c = self.console
+        c.print()
         c.print(f"[bold]campaign {self.recipe.name}[/] finished: {s.completed} completed, {s.failed} failed "
                 f"of {s.budget} (makespan {outcome.makespan:.1f} s)", highlight=False)
         if s.best is not None:

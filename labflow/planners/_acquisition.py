@@ -51,6 +51,46 @@ class FeasibilityWeighted(AcquisitionFunction):
         return getattr(self.acq, "X_pending", None)
 
 
+class CostWeightedImprovement(AcquisitionFunction):
+    """Log expected improvement at the target fidelity, weighted by how much a cheaper fidelity tells and what it saves.
+
+    For a candidate ``x`` at fidelity value ``s`` (the last input column; the target is 1)::
+
+        log EI(x, target) + log corr(f(x, s), f(x, target)) + log(cost(target) / cost(s))
+
+    This is the augmented expected improvement of Huang et al. (2006, Struct. Multidisc.
+    Optim. 32:369) in log form. The posterior correlation between the two fidelities at ``x``
+    falls as measurements at ``s`` accumulate near ``x`` (what is left to learn about the
+    target there is the part the cheap fidelity cannot see), so the planner moves to the
+    target fidelity once the cheap one has said what it can. ``log_ei`` is a
+    ``qLogNoisyExpectedImprovement`` of the same model, which carries the pending points.
+    """
+
+    def __init__(self, model: Any, log_ei: AcquisitionFunction, fidelity_column: int, cost_of: Any, target_cost: float) -> None:
+        super().__init__(model=model)
+        self.log_ei = log_ei
+        self.fidelity_column = int(fidelity_column)
+        self.cost_of = cost_of
+        self.target_cost = float(target_cost)
+
+    @t_batch_mode_transform(expected_q=1)
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        Xt = X.clone()
+        Xt[..., self.fidelity_column] = 1.0
+        post = self.model.posterior(torch.cat([X, Xt], dim=-2))
+        cov = post.distribution.covariance_matrix
+        corr = cov[..., 0, 1] / (cov[..., 0, 0] * cov[..., 1, 1]).clamp_min(1e-24).sqrt()
+        cost = self.cost_of(X)[..., 0, 0]
+        return self.log_ei(Xt) + corr.clamp(1e-9, 1.0).log() + (self.target_cost / cost).log()
+
+    def set_X_pending(self, X_pending: torch.Tensor | None = None) -> None:
+        self.log_ei.set_X_pending(X_pending)
+
+    @property
+    def X_pending(self) -> torch.Tensor | None:
+        return getattr(self.log_ei, "X_pending", None)
+
+
 def log_prob_feasible(feasibility_model: Any, X: torch.Tensor, floor: float = 1e-6) -> torch.Tensor:
     """``log P(feasible)`` at each point of ``X`` (``batch x q x D`` -> ``batch x q``)."""
     post = feasibility_model.posterior(X)

@@ -204,7 +204,7 @@ class BayesianPlanner(Planner):
             free = free.copy()
             candidates = np.flatnonzero(free)
             for _ in range(n):
-                s = acqf.score(acq, X_choices[candidates])
+                s = acqf.score(acq, self._model_input(X_choices[candidates]))
                 if not np.any(np.isfinite(s)) or np.any(np.isnan(s)):
                     raise FloatingPointError("the acquisition is NaN or -inf over the whole pool")
                 best = int(np.argmax(np.where(np.isfinite(s), s, -np.inf)))
@@ -212,7 +212,7 @@ class BayesianPlanner(Planner):
                 values.append(float(s[best]))
                 candidates = np.delete(candidates, best)
                 if len(picks) < n:
-                    acqf.set_pending(acq, np.vstack([X_pending, X_choices[picks]]))
+                    acqf.set_pending(acq, self._model_input(np.vstack([X_pending, X_choices[picks]])))
             self._decision["acquisition_values"] = values
             return self._decided(X_choices[picks], self.acquisition_name, "", started)
         except Exception as exc:  # noqa: BLE001
@@ -320,6 +320,10 @@ class BayesianPlanner(Planner):
             equality_constraints=eq,
         )
 
+    def _model_input(self, X: np.ndarray) -> np.ndarray:
+        """Unit-cube rows as the acquisition takes them (the same here; a fidelity value for the multi-fidelity planner)."""
+        return X
+
     def _fit_one(self, name: str, X: np.ndarray, Y: np.ndarray, hyper: Any, fit: bool) -> Any:
         """Fit (or, with ``fit=False``, restore) the model called ``name``."""
         return models.fit_gp(X, Y, warm_start=hyper, fit=fit)
@@ -363,7 +367,7 @@ class BayesianPlanner(Planner):
         pool = pool[ok]
         if acq is None:
             return pool[int(np.argmax(_min_distance(pool, avoid)))]
-        s = acqf.score(acq, pool)
+        s = acqf.score(acq, self._model_input(pool))
         s = np.where(np.isfinite(s), s, -np.inf)
         if not np.isfinite(s).any():
             return pool[int(np.argmax(_min_distance(pool, avoid)))]

@@ -79,8 +79,9 @@ class MultiFidelityPlanner(BayesianPlanner):
         Name of the categorical parameter added to the space (the column that says which fidelity to run).
     fixed_cost:
         Cost added to every experiment (set-up time), which makes cheap fidelities relatively less cheap.
-    num_fantasies:
-        Fantasies of the knowledge gradient (more: smoother, slower).
+    num_fantasies, maxiter:
+        Fantasies of the knowledge gradient (more: smoother, slower) and L-BFGS-B iterations
+        per restart when maximizing it (the knowledge gradient is costly to evaluate).
     **kwargs:
         Passed to :class:`BayesianPlanner` (``n_initial``, ``num_restarts``, ``raw_samples``, ...).
     """
@@ -97,7 +98,9 @@ class MultiFidelityPlanner(BayesianPlanner):
         target: str | None = None,
         fidelity_parameter: str = "fidelity",
         fixed_cost: float = 0.0,
-        num_fantasies: int = 16,
+        acquisition: str = "cwei",
+        num_fantasies: int = 8,
+        maxiter: int = 50,
         **kwargs: Any,
     ) -> None:
         fidelities = [f if isinstance(f, Fidelity) else Fidelity(**f) for f in fidelities]
@@ -115,7 +118,11 @@ class MultiFidelityPlanner(BayesianPlanner):
         self.fidelities = by_cost
         self.fidelity_parameter = fidelity_parameter
         self.fixed_cost = float(fixed_cost)
+        if acquisition not in ("cwei", "kg"):
+            raise ValueError(f"acquisition must be 'cwei' (cost-weighted improvement) or 'kg' (knowledge gradient), got {acquisition!r}")
+        self.acquisition = acquisition
         self.num_fantasies = int(num_fantasies)
+        self.maxiter = int(maxiter)
         # positions on the model's fidelity axis: target at 1, others evenly spaced by cost
         others = [f for f in by_cost if f.name != self.target]
         self._value = {self.target: 1.0}
@@ -124,6 +131,9 @@ class MultiFidelityPlanner(BayesianPlanner):
         self.design_space = space
         full = Space([*space.parameters, Categorical(fidelity_parameter, tuple(f.name for f in by_cost))], space.constraints)
         kwargs.setdefault("feasibility", False)
+        if acquisition == "kg":
+            kwargs.setdefault("num_restarts", 2)
+            kwargs.setdefault("raw_samples", 128)
         super().__init__(full, objectives, seed, **kwargs)
         if len(self.objectives) != 1:
             raise SpaceError("the multi-fidelity planner optimizes one objective", hint="use BayesianPlanner for several")
@@ -133,7 +143,7 @@ class MultiFidelityPlanner(BayesianPlanner):
     # -- configuration ----------------------------------------------------------------
     @property
     def acquisition_name(self) -> str:
-        return "qMFKG"
+        return "qMFKG" if self.acquisition == "kg" else "CostWeightedLogEI"
 
     def settings(self) -> dict[str, Any]:
         out = super().settings()
@@ -144,7 +154,9 @@ class MultiFidelityPlanner(BayesianPlanner):
                 "target": self.target,
                 "fidelity_parameter": self.fidelity_parameter,
                 "fixed_cost": self.fixed_cost,
+                "acquisition": self.acquisition_name,
                 "num_fantasies": self.num_fantasies,
+                "maxiter": self.maxiter,
             }
         )
         return out
@@ -189,7 +201,10 @@ class MultiFidelityPlanner(BayesianPlanner):
         return super().ask(n, pending, choices)
 
     def _propose_from(self, n: int, X_pending: np.ndarray, X_choices: np.ndarray) -> np.ndarray:
-        """Optimize over the whole space, then take the nearest choices still free."""
+        """Cost-weighted improvement scores the (choice, fidelity) rows; the knowledge gradient cannot, so
+        it optimizes over the whole space and takes the nearest free rows."""
+        if self.acquisition == "cwei":
+            return super()._propose_from(n, X_pending, X_choices)
         free = self._free_choices(X_choices, np.vstack([self._X_observed(), X_pending]))
         if free.sum() < n:
             from labflow.errors import PlannerError
@@ -210,6 +225,9 @@ class MultiFidelityPlanner(BayesianPlanner):
         block[np.arange(len(Xm)), np.argmin(np.abs(Xm[:, -1:] - values[None, :]), axis=1)] = 1.0
         return np.c_[Xm[:, : self._d0], block]
 
+    def _model_input(self, X: np.ndarray) -> np.ndarray:
+        return self._to_model(X)
+
     def _training_sets(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         X, Y = self.train_data()
         return {"objective": (self._to_model(X), Y)}
@@ -219,7 +237,39 @@ class MultiFidelityPlanner(BayesianPlanner):
 
         return models.fit_gp(X, Y, warm_start=hyper, fit=fit, model_cls=SingleTaskMultiFidelityGP, data_fidelities=[self._d0])
 
+    def _cost_model(self) -> Any:
+        values = torch.tensor([self._value[f.name] for f in self.fidelities], dtype=torch.float64)
+        costs = torch.tensor([self.cost(f.name) for f in self.fidelities], dtype=torch.float64)
+
+        def cost_of(X: torch.Tensor) -> torch.Tensor:
+            """``batch x q x (d + 1)`` -> ``batch x q x 1``: the cost of the nearest fidelity."""
+            nearest = (X[..., -1:] - values).abs().argmin(dim=-1)
+            return costs[nearest].unsqueeze(-1)
+
+        return cost_of
+
     def _acquisition(self, fitted: Mapping[str, Any], X_pending: np.ndarray) -> Any:
+        model = fitted["objective"]
+        Xp = models.tensor(self._to_model(X_pending)) if len(X_pending) else None
+        if self.acquisition == "cwei":
+            return self._cost_weighted(model, Xp)
+        return self._knowledge_gradient(model, Xp)
+
+    def _cost_weighted(self, model: Any, X_pending: torch.Tensor | None) -> Any:
+        from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+        from botorch.sampling import SobolQMCNormalSampler
+
+        X_train, _ = self._training_sets()["objective"]
+        at_target = X_train.copy()
+        at_target[:, -1] = 1.0
+        sampler = SobolQMCNormalSampler(torch.Size([self.mc_samples]), seed=models.torch_seed(self.seed, self._asked, 14))
+        with models.seeded(self.seed, self._asked, 14):
+            log_ei = qLogNoisyExpectedImprovement(
+                model, X_baseline=models.tensor(at_target), sampler=sampler, X_pending=X_pending, prune_baseline=True
+            )
+        return acqf.CostWeightedImprovement(model, log_ei, self._d0, self._cost_model(), self.cost(self.target))
+
+    def _knowledge_gradient(self, model: Any, X_pending: torch.Tensor | None) -> Any:
         from botorch.acquisition import PosteriorMean
         from botorch.acquisition.cost_aware import InverseCostWeightedUtility
         from botorch.acquisition.fixed_feature import FixedFeatureAcquisitionFunction
@@ -227,57 +277,67 @@ class MultiFidelityPlanner(BayesianPlanner):
         from botorch.acquisition.utils import project_to_target_fidelity
         from botorch.models.deterministic import GenericDeterministicModel
 
-        model = fitted["objective"]
         d = self._d0 + 1
         # the best value the model now expects at the target fidelity
         pm = FixedFeatureAcquisitionFunction(PosteriorMean(model), d, [self._d0], [1.0])
         ineq, eq = self._unit_constraints()
         with models.seeded(self.seed, self._asked, 12):
             _, best = acqf.optimize(pm, self._d0, 1, num_restarts=2, raw_samples=64, inequality_constraints=ineq, equality_constraints=eq)
-        values = torch.tensor([self._value[f.name] for f in self.fidelities], dtype=torch.float64)
-        costs = torch.tensor([self.cost(f.name) for f in self.fidelities], dtype=torch.float64)
-
-        def cost_of(X: torch.Tensor) -> torch.Tensor:
-            nearest = (X[..., -1:] - values).abs().argmin(dim=-1)
-            return costs[nearest].unsqueeze(-1)
-
         with models.seeded(self.seed, self._asked, 13):
             return qMultiFidelityKnowledgeGradient(
                 model,
                 num_fantasies=self.num_fantasies,
                 current_value=torch.tensor(float(best[0]), dtype=torch.float64),
-                cost_aware_utility=InverseCostWeightedUtility(cost_model=GenericDeterministicModel(cost_of)),
+                cost_aware_utility=InverseCostWeightedUtility(cost_model=GenericDeterministicModel(self._cost_model())),
                 project=lambda X: project_to_target_fidelity(X=X, target_fidelities={self._d0: 1.0}, d=d),
-                X_pending=models.tensor(self._to_model(X_pending)) if len(X_pending) else None,
+                X_pending=X_pending,
             )
 
     def _optimize(self, acq: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Maximize the knowledge gradient per cost once for each fidelity; keep the best."""
+        """Maximize the acquisition once per fidelity (fidelity fixed) and keep the best.
+
+        Cost-weighted improvement picks a batch greedily, one point (and its fidelity) at a time,
+        each added to the pending points; the knowledge gradient picks a batch jointly at one fidelity.
+        """
         ineq, eq = self._unit_constraints()
-        best: tuple[float, np.ndarray, np.ndarray] | None = None
-        per_fidelity = {}
-        for f in self.fidelities:
-            X, values = acqf.optimize(
-                acq,
-                self._d0 + 1,
-                n,
-                num_restarts=self.num_restarts,
-                raw_samples=self.raw_samples,
-                inequality_constraints=ineq,
-                equality_constraints=eq,
-                fixed_features={self._d0: self._value[f.name]},
-                sequential=False,
-            )
-            total = float(np.max(values))
-            per_fidelity[f.name] = total
-            if best is None or total > best[0]:
-                best = (total, X, values)
-        self._decision["value_per_cost"] = per_fidelity
-        assert best is not None
-        return self._from_model(best[1]), best[2]
+        kg = self.acquisition == "kg"
+        base_pending = acq.X_pending
+        rows, values, log = [], [], []
+        for _ in range(1 if kg else n):
+            best: tuple[float, np.ndarray, np.ndarray] | None = None
+            per_fidelity = {}
+            for f in self.fidelities:
+                X, v = acqf.optimize(
+                    acq,
+                    self._d0 + 1,
+                    n if kg else 1,
+                    num_restarts=self.num_restarts,
+                    raw_samples=self.raw_samples,
+                    inequality_constraints=ineq,
+                    equality_constraints=eq,
+                    fixed_features={self._d0: self._value[f.name]},
+                    sequential=False,
+                    maxiter=self.maxiter if kg else 200,
+                )
+                per_fidelity[f.name] = float(np.max(v))
+                if best is None or per_fidelity[f.name] > best[0]:
+                    best = (per_fidelity[f.name], X, v)
+            assert best is not None
+            rows.append(best[1])
+            values.append(best[2])
+            log.append(per_fidelity)
+            if not kg:
+                chosen = models.tensor(np.vstack(rows))
+                acqf.set_pending(acq, np.empty((0, 0)))  # reset, then add the base and the chosen
+                acq.set_X_pending(torch.cat([base_pending, chosen]) if base_pending is not None else chosen)
+        if not kg:
+            acq.set_X_pending(base_pending)
+        self._decision["value_per_fidelity"] = log
+        return self._from_model(np.vstack(rows)), np.concatenate(values)
 
     def _replacement(self, avoid: np.ndarray, acq: Any | None) -> np.ndarray:
-        return super()._replacement(avoid, None)  # the knowledge gradient cannot score single points
+        # the knowledge gradient cannot score single points: take the most distant one instead
+        return super()._replacement(avoid, None if self.acquisition == "kg" else acq)
 
     # -- designs: fidelities in turn, cheapest first ---------------------------------------------
     def _with_fidelities(self, X: np.ndarray, first_index: int) -> np.ndarray:
