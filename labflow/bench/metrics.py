@@ -1,0 +1,673 @@
+"""Benchmark metrics, exactly as ``docs/benchmarks.md`` defines them.
+
+Every function here is pure (numpy in, numbers out) and seeded where it draws.
+
+Vocabulary
+----------
+pool, N
+    The N unique input vectors of a dataset after merging replicates, indexed ``0 .. N-1``.
+good set, M
+    The top ``M = ceil(q*N)`` pool points by the objective's direction (q = 5 %; also 1 %
+    for pools of 1,000 points or more). Ties at the cut-off keep pool order.
+trace
+    The pool indices one run measured, in the order the results came back, initial design
+    included (``PoolLandscape.trace``). Its length is the run's budget.
+target
+    ``k`` points of a set ``S`` of size ``M_S``: k = 1 of the good set ("first good"),
+    k = ceil(0.8*M) of the good set ("80% of good"), and k = 1 of the set of best points
+    ("best", usually a single point).
+first-passage count n_k
+    The number of experiments (1-based, initial design included) until the trace holds k
+    distinct members of S. *Censored* (``inf`` in arrays, ``None`` in rows) when the trace
+    ends first.
+random reference
+    Drawing without replacement, the k-th of M marked items among N arrives on average at
+    draw ``k*(N+1)/(M+1)``: exact, no simulation. Its full law is the negative
+    hypergeometric ``P(n_k = n) = C(n-1, k-1) C(N-n, M-k) / C(N, M)``.
+acceleration factor AF_k
+    ``median n_k(reference) / median n_k(method)`` over seeded runs. With the random
+    reference the numerator is the exact mean ``k*(N+1)/(M+1)`` (as benchmarks.md and the
+    literature tables use); ``reference_stat="median"`` takes the exact median of the law
+    instead. The ceiling is ``(N+1)/(M+1)``: an oracle needs exactly k draws.
+censoring
+    A censored count is only known to exceed the run's length L. A median is computed twice,
+    with censored runs at ``L+1`` and at ``+inf``; if both agree the median is exact, else
+    the ``L+1`` version is a lower bound of the median. Hence an AF is ``exact``, an ``upper``
+    bound (the method's median is censored: AF <= value), a ``lower`` bound (the
+    reference's median is censored: AF >= value), or ``undefined`` (both).
+enhancement factor EF(n)
+    Mean fraction of the good set found after n experiments divided by n/N (random draws
+    find n/N of it on average, so EF = 1 for random; an oracle reaches N/M for n <= M).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy.special import gammaln
+
+__all__ = [
+    "AccelerationFactor",
+    "Target",
+    "T_EXP_GRID",
+    "P_GRID",
+    "acceleration_factor",
+    "async_timeline",
+    "bootstrap_median_ratio",
+    "ceiling",
+    "enhancement_factor",
+    "enhancement_summary",
+    "first_passage",
+    "first_passage_counts",
+    "fraction_found",
+    "fraction_found_band",
+    "geometric_mean",
+    "geometric_mean_af",
+    "good_set",
+    "lab_time_table",
+    "makespan",
+    "markdown_table",
+    "median_censored",
+    "n_good",
+    "overhead_break_even",
+    "random_reference",
+    "random_reference_median",
+    "random_reference_pmf",
+    "standard_targets",
+    "summarize",
+    "summarize_traces",
+    "time_to_target",
+]
+
+Trace = Sequence[int]
+
+
+# -- good set and targets --------------------------------------------------------------
+def n_good(n: int, q: float = 0.05) -> int:
+    """``M = ceil(q*N)``, guarded against float round-off (0.05*100 is 5, not 6)."""
+    if not 0 < q <= 1:
+        raise ValueError(f"q must be in (0, 1], got {q}")
+    return max(1, math.ceil(q * n - 1e-9))
+
+
+def good_set(values: Sequence[float] | np.ndarray, q: float = 0.05, direction: str = "maximize") -> np.ndarray:
+    """Indices of the top ``ceil(q*N)`` values (largest when maximizing), best first; ties keep index order."""
+    v = np.asarray(values, dtype=float)
+    if direction not in ("maximize", "minimize"):
+        raise ValueError(f"direction must be 'maximize' or 'minimize', got {direction!r}")
+    score = v if direction == "maximize" else -v
+    return np.argsort(-score, kind="stable")[: n_good(len(v), q)]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Find ``k`` members of ``members`` (pool indices). ``name`` labels rows: "first", "80%", "best"."""
+
+    name: str
+    k: int
+    members: tuple[int, ...]
+
+    @property
+    def m(self) -> int:
+        return len(self.members)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.k <= len(self.members):
+            raise ValueError(f"target {self.name!r}: k = {self.k} must be between 1 and {len(self.members)}")
+
+
+def standard_targets(
+    values: Sequence[float] | np.ndarray, q: float = 0.05, direction: str = "maximize", names: Iterable[str] = ("first", "80%", "best")
+) -> dict[str, Target]:
+    """The targets of benchmarks.md: "first" (k = 1 of the good set), "80%" (k = ceil(0.8*M)), "best" (the best point(s))."""
+    v = np.asarray(values, dtype=float)
+    good = tuple(int(i) for i in good_set(v, q, direction))
+    m = len(good)
+    best_value = v.max() if direction == "maximize" else v.min()
+    best = tuple(int(i) for i in np.flatnonzero(v == best_value))
+    every = {
+        "first": Target("first", 1, good),
+        "80%": Target("80%", max(1, math.ceil(0.8 * m - 1e-9)), good),
+        "best": Target("best", 1, best),
+    }
+    out = {}
+    for name in names:
+        if name not in every:
+            raise ValueError(f"unknown target {name!r}; expected one of {list(every)}")
+        out[name] = every[name]
+    return out
+
+
+# -- first passage ---------------------------------------------------------------------
+def first_passage(trace: Trace, members: Iterable[int], k: int = 1, budget: int | None = None) -> int | None:
+    """Experiments (1-based) until ``trace`` holds ``k`` distinct ``members``; None if not within ``budget``.
+
+    >>> first_passage([5, 2, 7, 1], members=[1, 7], k=2)
+    4
+    """
+    wanted = {int(i) for i in members}
+    seen: set[int] = set()
+    steps = trace if budget is None else list(trace)[: int(budget)]
+    for n, idx in enumerate(steps, start=1):
+        idx = int(idx)
+        if idx in wanted and idx not in seen:
+            seen.add(idx)
+            if len(seen) >= k:
+                return n
+    return None
+
+
+def first_passage_counts(traces: Sequence[Trace], members: Iterable[int], k: int = 1, budget: int | None = None) -> np.ndarray:
+    """``first_passage`` for every run, as floats with ``inf`` for censored runs."""
+    members = list(members)
+    return np.array(
+        [np.inf if (n := first_passage(t, members, k, budget)) is None else float(n) for t in traces], dtype=float
+    )
+
+
+def _budgets(traces: Sequence[Trace], budget: int | None) -> np.ndarray:
+    return np.array([len(t) if budget is None else min(len(t), int(budget)) for t in traces], dtype=float)
+
+
+# -- the random reference ----------------------------------------------------------------
+def random_reference(n: int, m: int, k: int = 1) -> float:
+    """Exact mean draws to find ``k`` of ``m`` good among ``n`` without replacement: ``k*(n+1)/(m+1)``."""
+    if not (1 <= k <= m <= n):
+        raise ValueError(f"need 1 <= k <= m <= n, got k={k}, m={m}, n={n}")
+    return k * (n + 1) / (m + 1)
+
+
+def random_reference_pmf(n: int, m: int, k: int = 1) -> np.ndarray:
+    """``P(n_k = j)`` for j = 1..n (index j-1): ``C(j-1, k-1) C(n-j, m-k) / C(n, m)``."""
+    if not (1 <= k <= m <= n):
+        raise ValueError(f"need 1 <= k <= m <= n, got k={k}, m={m}, n={n}")
+
+    def lc(a: np.ndarray | int, b: int) -> np.ndarray:
+        a = np.asarray(a, dtype=float)
+        ok = (a >= b) & (b >= 0)
+        return np.where(ok, gammaln(np.maximum(a, 0) + 1) - gammaln(b + 1) - gammaln(np.maximum(a - b, 0) + 1), -np.inf)
+
+    j = np.arange(1, n + 1)
+    logp = lc(j - 1, k - 1) + lc(n - j, m - k) - lc(n, m)
+    return np.exp(logp)
+
+
+def random_reference_median(n: int, m: int, k: int = 1) -> float:
+    """The exact median of the random reference's law (the smallest j with CDF >= 1/2)."""
+    cdf = np.cumsum(random_reference_pmf(n, m, k))
+    return float(np.searchsorted(cdf, 0.5 - 1e-12) + 1)
+
+
+def ceiling(n: int, m: int) -> float:
+    """The largest possible AF against the random reference: ``(N+1)/(M+1)`` (an oracle needs k draws)."""
+    return (n + 1) / (m + 1)
+
+
+# -- medians and AF with censoring ---------------------------------------------------------
+def median_censored(counts: np.ndarray, budgets: np.ndarray | float) -> tuple[float, bool]:
+    """Median of first-passage counts with censored runs (``inf``). Returns ``(value, exact)``.
+
+    Censored runs are placed at ``budget + 1`` (the least they can be); when the median does
+    not change with censored runs at ``+inf`` it is exact, else ``value`` is a lower bound.
+    """
+    c = np.asarray(counts, dtype=float)
+    if c.size == 0:
+        return float("nan"), False
+    b = np.broadcast_to(np.asarray(budgets, dtype=float), c.shape)
+    low = np.where(np.isinf(c), b + 1, c)
+    lo = float(np.median(low))
+    hi = float(np.median(np.where(np.isinf(c), np.inf, c)))
+    return lo, bool(lo == hi)
+
+
+@dataclass(frozen=True)
+class AccelerationFactor:
+    """An AF with its 95 % bootstrap interval.
+
+    ``bound``: "exact"; "upper" (the method's median is censored, so the true AF is at most
+    ``value``); "lower" (the reference's median is censored: at least ``value``); "undefined".
+    """
+
+    value: float
+    ci_low: float
+    ci_high: float
+    bound: str
+    reference: float
+    method_median: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        sign = {"exact": "", "upper": "<= ", "lower": ">= ", "undefined": "? "}[self.bound]
+        return f"{sign}{self.value:.2f} [{self.ci_low:.2f}, {self.ci_high:.2f}]"
+
+
+def bootstrap_median_ratio(
+    numerator: np.ndarray | float,
+    denominator: np.ndarray,
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``median(numerator) / median(denominator)``.
+
+    Runs (seeds) are resampled with replacement, each array independently; a scalar
+    numerator (an exact reference) is held fixed. Censored values must already be replaced.
+    """
+    rng = np.random.default_rng(seed)
+    den = np.asarray(denominator, dtype=float)
+    idx = rng.integers(0, len(den), size=(n_boot, len(den)))
+    d = np.median(den[idx], axis=1)
+    if np.ndim(numerator) == 0:
+        num = np.full(n_boot, float(numerator))
+    else:
+        arr = np.asarray(numerator, dtype=float)
+        num = np.median(arr[rng.integers(0, len(arr), size=(n_boot, len(arr)))], axis=1)
+    ratio = num / d
+    alpha = (1.0 - level) / 2
+    return float(np.quantile(ratio, alpha)), float(np.quantile(ratio, 1 - alpha))
+
+
+def acceleration_factor(
+    method_counts: np.ndarray,
+    reference: float | np.ndarray,
+    method_budgets: np.ndarray | float | None = None,
+    reference_budgets: np.ndarray | float | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> AccelerationFactor:
+    """``AF = median n_k(reference) / median n_k(method)`` with a 95 % bootstrap interval over seeds.
+
+    ``reference`` is either a number (the exact random reference, held fixed in the bootstrap)
+    or first-passage counts of reference runs (e.g. Sobol). Censored counts are ``inf``;
+    ``*_budgets`` are the run lengths (needed when any count is censored). See the module
+    docstring for how censoring turns the AF into a bound.
+    """
+    mc = np.asarray(method_counts, dtype=float)
+    if mc.size == 0:
+        raise ValueError("no method runs")
+    if np.isinf(mc).any() and method_budgets is None:
+        raise ValueError("censored method runs need method_budgets (the run lengths)")
+    mb = np.zeros_like(mc) if method_budgets is None else np.broadcast_to(np.asarray(method_budgets, float), mc.shape)
+    m_med, m_exact = median_censored(mc, mb)
+    m_fill = np.where(np.isinf(mc), mb + 1, mc)
+    if np.ndim(reference) == 0:
+        r_med, r_exact, r_fill = float(reference), True, float(reference)
+    else:
+        rc = np.asarray(reference, dtype=float)
+        if np.isinf(rc).any() and reference_budgets is None:
+            raise ValueError("censored reference runs need reference_budgets (the run lengths)")
+        rb = np.zeros_like(rc) if reference_budgets is None else np.broadcast_to(np.asarray(reference_budgets, float), rc.shape)
+        r_med, r_exact = median_censored(rc, rb)
+        r_fill = np.where(np.isinf(rc), rb + 1, rc)
+    bound = {(True, True): "exact", (False, True): "upper", (True, False): "lower", (False, False): "undefined"}[(m_exact, r_exact)]
+    lo, hi = bootstrap_median_ratio(r_fill, m_fill, n_boot=n_boot, seed=seed)
+    return AccelerationFactor(r_med / m_med, lo, hi, bound, r_med, m_med)
+
+
+# -- fraction found and EF -------------------------------------------------------------
+def fraction_found(traces: Sequence[Trace], members: Iterable[int], n_max: int | None = None) -> np.ndarray:
+    """``runs x n_max`` array: fraction of ``members`` found after n = 1..n_max experiments.
+
+    Each member counts once, even if a trace repeats it. A run shorter than ``n_max`` keeps
+    its last value (it found nothing more).
+    """
+    members = {int(i) for i in members}
+    n_max = int(n_max if n_max is not None else max((len(t) for t in traces), default=0))
+    out = np.zeros((len(traces), n_max))
+    for r, t in enumerate(traces):
+        seen: set[int] = set()
+        found = 0
+        for n in range(n_max):
+            if n < len(t):
+                i = int(t[n])
+                if i in members and i not in seen:
+                    found += 1
+                seen.add(i)
+            out[r, n] = found
+    return out / max(len(members), 1)
+
+
+def fraction_found_band(curves: np.ndarray, low: float = 25, high: float = 75) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median and percentile band (IQR by default) over runs of :func:`fraction_found` curves."""
+    c = np.asarray(curves, dtype=float)
+    return np.median(c, axis=0), np.percentile(c, low, axis=0), np.percentile(c, high, axis=0)
+
+
+def enhancement_factor(traces: Sequence[Trace], members: Iterable[int], n_pool: int, n_max: int | None = None) -> np.ndarray:
+    """``EF(n) = mean fraction of good found after n / (n/N)`` for n = 1..n_max (index n-1)."""
+    curves = fraction_found(traces, members, n_max)
+    n = np.arange(1, curves.shape[1] + 1)
+    return curves.mean(axis=0) / (n / n_pool)
+
+
+def enhancement_summary(ef: np.ndarray, dim: int) -> dict[str, float | int | None]:
+    """EF at n = 10*d and 20*d (None past the curve's end) and its maximum with the n reaching it."""
+    ef = np.asarray(ef, dtype=float)
+
+    def at(n: int) -> float | None:
+        return float(ef[n - 1]) if 1 <= n <= len(ef) else None
+
+    j = int(np.argmax(ef)) if len(ef) else 0
+    return {
+        "ef_10d": at(10 * dim),
+        "ef_20d": at(20 * dim),
+        "ef_max": float(ef[j]) if len(ef) else None,
+        "ef_max_at": j + 1 if len(ef) else None,
+    }
+
+
+# -- aggregation -------------------------------------------------------------------------
+def geometric_mean(values: Iterable[float | None]) -> float:
+    """Geometric mean of the positive, finite values (NaN if there are none)."""
+    v = np.array([x for x in values if x is not None and np.isfinite(x) and x > 0], dtype=float)
+    return float(np.exp(np.log(v).mean())) if v.size else float("nan")
+
+
+def geometric_mean_af(rows: Sequence[Mapping[str, Any]], target: str = "80%") -> list[dict[str, Any]]:
+    """Per planner: geometric mean over datasets of ``af_vs_random`` at ``target``.
+
+    ``bounds`` lists datasets whose AF is a bound, not a value, so a reader sees it.
+    """
+    by: dict[str, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        if r["target"] == target:
+            by.setdefault(r["planner"], []).append(r)
+    out = []
+    for planner, rs in by.items():
+        out.append(
+            {
+                "planner": planner,
+                "target": target,
+                "datasets": len(rs),
+                "gmean_af_vs_random": geometric_mean(r["af_vs_random"] for r in rs),
+                "gmean_ceiling": geometric_mean(r["ceiling"] for r in rs),
+                "bounds": sorted(f"{r['dataset']} ({r['af_bound']})" for r in rs if r["af_bound"] != "exact"),
+            }
+        )
+    return out
+
+
+def summarize_traces(
+    traces: Mapping[str, Sequence[Trace]],
+    values: Sequence[float] | np.ndarray,
+    *,
+    direction: str = "maximize",
+    dataset: str = "dataset",
+    dim: int = 1,
+    q: float = 0.05,
+    targets: Iterable[str] = ("first", "80%", "best"),
+    budget: int | None = None,
+    reference_planner: str | None = None,
+    reference_stat: str = "mean",
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """One row per (planner, target); see :func:`summarize` (this takes the pool's values directly)."""
+    v = np.asarray(values, dtype=float)
+    n_pool = len(v)
+    tg = standard_targets(v, q, direction, targets)
+    good = tuple(int(i) for i in good_set(v, q, direction))
+    m_good = len(good)
+    rows = []
+    for planner, runs in traces.items():
+        runs = [list(map(int, t)) for t in runs]
+        if not runs:
+            continue
+        budgets = _budgets(runs, budget)
+        ef = enhancement_factor([t[: int(b)] for t, b in zip(runs, budgets)], good, n_pool, n_max=int(budgets.max()))
+        efs = enhancement_summary(ef, dim)
+        for tname, t in tg.items():
+            counts = first_passage_counts(runs, t.members, t.k, budget)
+            if reference_stat == "mean":
+                ref = random_reference(n_pool, t.m, t.k)
+            elif reference_stat == "median":
+                ref = random_reference_median(n_pool, t.m, t.k)
+            else:
+                raise ValueError(f"reference_stat must be 'mean' or 'median', got {reference_stat!r}")
+            af = acceleration_factor(counts, ref, budgets, n_boot=n_boot, seed=seed)
+            _, med_exact = median_censored(counts, budgets)
+            finite = counts[np.isfinite(counts)]
+            q25, q75 = (np.percentile(np.where(np.isinf(counts), budgets + 1, counts), [25, 75]) if len(counts) else (np.nan, np.nan))
+            row: dict[str, Any] = {
+                "dataset": dataset,
+                "planner": planner,
+                "target": tname,
+                "k": t.k,
+                "M": t.m,
+                "N": n_pool,
+                "q": q,
+                "seeds": len(runs),
+                "budget": int(budgets.max()),
+                "median_n": af.method_median,
+                "median_exact": med_exact,
+                "iqr": (float(q25), float(q75)),
+                "reached_fraction": float(len(finite) / len(counts)),
+                "random_reference": ref,
+                "reference_stat": reference_stat,
+                "af_vs_random": af.value,
+                "af_ci": (af.ci_low, af.ci_high),
+                "af_bound": af.bound,
+                "ceiling": ceiling(n_pool, t.m),
+                "m_good": m_good,
+                **efs,
+            }
+            if reference_planner is not None and reference_planner in traces and reference_planner != planner:
+                ref_runs = [list(map(int, x)) for x in traces[reference_planner]]
+                rc = first_passage_counts(ref_runs, t.members, t.k, budget)
+                af2 = acceleration_factor(counts, rc, budgets, _budgets(ref_runs, budget), n_boot=n_boot, seed=seed)
+                key = f"af_vs_{reference_planner}"
+                if key in row:  # "random" runs as reference: keep the exact reference's column
+                    key += "_runs"
+                row[key] = af2.value
+                row[f"{key}_ci"] = (af2.ci_low, af2.ci_high)
+                row[f"{key}_bound"] = af2.bound
+            rows.append(row)
+    return rows
+
+
+def summarize(
+    traces: Mapping[str, Sequence[Trace]],
+    dataset: Any,
+    q: float = 0.05,
+    targets: Iterable[str] = ("first", "80%", "best"),
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """Benchmark rows for one dataset: one per (planner, target).
+
+    Parameters
+    ----------
+    traces:
+        ``{planner name: [trace per seed]}``; a trace is the pool indices measured, in order.
+    dataset:
+        A :class:`~labflow.sim.datasets.Dataset` (or anything with ``name``, ``y``,
+        ``objective.direction`` and ``space``).
+    q:
+        Good-set fraction (0.05; 0.01 for pools of 1,000 points or more).
+    targets:
+        Any of "first", "80%", "best".
+    options:
+        ``budget`` (truncate runs), ``reference_planner`` (e.g. "sobol": adds
+        ``af_vs_sobol``), ``reference_stat`` ("mean", the exact expectation of benchmarks.md,
+        or "median"), ``n_boot``, ``seed``.
+
+    Each row holds: dataset, planner, target, k, M, N, q, seeds, budget, median_n,
+    median_exact, iqr, reached_fraction, random_reference, reference_stat, af_vs_random,
+    af_ci, af_bound, ceiling, m_good, ef_10d, ef_20d, ef_max, ef_max_at. ``median_n`` and
+    ``iqr`` place censored runs at budget + 1 (so they are lower bounds when
+    ``median_exact`` is False); ``reached_fraction`` is the share of runs that reached the
+    target within the budget; EF is computed on the good set (top ``ceil(q*N)``).
+    """
+    return summarize_traces(
+        traces,
+        dataset.y,
+        direction=dataset.objective.direction,
+        dataset=dataset.name,
+        dim=len(dataset.space),
+        q=q,
+        targets=targets,
+        **options,
+    )
+
+
+# -- rendering -----------------------------------------------------------------------------
+DEFAULT_COLUMNS = ("dataset", "planner", "target", "median_n", "iqr", "reached_fraction", "af_vs_random", "af_ci", "ceiling", "ef_10d", "seeds")
+
+
+def _fmt(key: str, v: Any, row: Mapping[str, Any]) -> str:
+    if v is None:
+        return "-"
+    if key == "af_vs_random":
+        mark = {"exact": "", "upper": "<=", "lower": ">=", "undefined": "?"}.get(row.get("af_bound", "exact"), "")
+        return f"{mark}{v:.2f}"
+    if key == "median_n" and not row.get("median_exact", True):
+        return f">{v - 1:.0f}"
+    if key == "reached_fraction":
+        return f"{100 * v:.0f}%"
+    if isinstance(v, tuple):
+        return "[" + ", ".join(_fmt("", x, row) for x in v) + "]"
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return str(v)
+        return f"{v:.0f}" if v == round(v) and abs(v) >= 1 else f"{v:.2f}"
+    return str(v)
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """Render rows as a GitHub markdown table. AF bounds print as ``<=``/``>=``; a censored median as ``>budget``."""
+    cols = list(columns or [c for c in DEFAULT_COLUMNS if any(c in r for r in rows)])
+    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
+    for r in rows:
+        lines.append("| " + " | ".join(_fmt(c, r.get(c), r) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+# -- lab time --------------------------------------------------------------------------------
+MINUTE, HOUR = 60.0, 3600.0
+#: Experiment durations of benchmarks.md, in seconds: 1 min, 10 min, 1 h, 8 h.
+T_EXP_GRID = (1 * MINUTE, 10 * MINUTE, 1 * HOUR, 8 * HOUR)
+#: Instrument counts of benchmarks.md.
+P_GRID = (1, 4, 16)
+
+PlanLatency = float | Callable[[int], float]
+
+
+def async_timeline(n: int, instruments: int, t_exp: float, t_plan: PlanLatency = 0.0, t_orch: float = 0.0) -> np.ndarray:
+    """Completion times [s] of the first ``n`` experiments on ``instruments`` asynchronous instruments.
+
+    Model: one planner serves suggestions one at a time. A free instrument asks for a
+    suggestion; the planner starts on it when it is free itself and takes ``t_plan`` seconds
+    (a number, or a function of the number of suggestions made so far, for planners that slow
+    down as data grow); then orchestration takes ``t_orch`` and the experiment ``t_exp``,
+    after which the instrument is free again. Returns the completion times in increasing order
+    (the order results come back, which is the trace order).
+    """
+    if n < 0 or instruments < 1:
+        raise ValueError(f"need n >= 0 and instruments >= 1, got n={n}, instruments={instruments}")
+    free = np.zeros(int(instruments))
+    planner_free = 0.0
+    done = np.empty(int(n))
+    for i in range(int(n)):
+        j = int(np.argmin(free))
+        plan = float(t_plan(i)) if callable(t_plan) else float(t_plan)
+        start = max(free[j], planner_free)
+        planner_free = start + plan
+        done[i] = planner_free + t_orch + t_exp
+        free[j] = done[i]
+    return np.sort(done)
+
+
+def time_to_target(trace: Trace, times: Sequence[float], members: Iterable[int], k: int = 1) -> float:
+    """Lab time [s] until a run held ``k`` distinct ``members``, from its recorded completion times.
+
+    ``times[i]`` is when the result of ``trace[i]`` came back (e.g. from a virtual-time
+    executor); the run is put in completion order first. ``inf`` when the target is never reached.
+    """
+    t = np.asarray(times, dtype=float)
+    if len(t) != len(trace):
+        raise ValueError(f"trace has {len(trace)} entries but times has {len(t)}")
+    order = np.argsort(t, kind="stable")
+    n = first_passage([trace[i] for i in order], members, k)
+    return float("inf") if n is None else float(t[order][n - 1])
+
+
+def makespan(n_target: float | None, instruments: int, t_exp: float, t_plan: PlanLatency = 0.0, t_orch: float = 0.0) -> float:
+    """Time [s] until the ``n_target``-th result comes back (``inf`` when the target is censored)."""
+    if n_target is None or not np.isfinite(n_target):
+        return float("inf")
+    n = int(math.ceil(n_target))
+    if n < 1:
+        return 0.0
+    return float(async_timeline(n, instruments, t_exp, t_plan, t_orch)[n - 1])
+
+
+def overhead_break_even(t_plan: float, t_orch: float = 0.0, fraction: float = 0.05, include_orchestration: bool = False) -> float:
+    """The ``t_exp`` [s] below which overhead exceeds ``fraction`` of a sequential cycle.
+
+    Cycle = t_plan + t_orch + t_exp. With planning overhead alone (default):
+    ``t_plan / cycle > f  <=>  t_exp < t_plan*(1-f)/f - t_orch``; with
+    ``include_orchestration``: ``(t_plan+t_orch)/cycle > f  <=>  t_exp < (t_plan+t_orch)*(1-f)/f``.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    if include_orchestration:
+        return max(0.0, (t_plan + t_orch) * (1 - fraction) / fraction)
+    return max(0.0, t_plan * (1 - fraction) / fraction - t_orch)
+
+
+def lab_time_table(
+    n_method: Mapping[int, float | None],
+    n_baseline: Mapping[int, float | None],
+    t_plan_method: PlanLatency,
+    t_plan_baseline: PlanLatency = 0.0,
+    t_orch: float = 0.0,
+    t_exps: Sequence[float] = T_EXP_GRID,
+    instruments: Sequence[int] = P_GRID,
+) -> list[dict[str, Any]]:
+    """Speed-up in lab time, ``S = T_baseline / T_method``, for every ``t_exp`` and ``P``.
+
+    ``n_method[P]`` and ``n_baseline[P]`` are the median first-passage counts measured *with*
+    P instruments (never n(1)/P). Each row reports:
+
+    * ``algorithmic`` = n_baseline / n_method (experiments saved);
+    * ``timing`` = S / algorithmic (what planning latency and orchestration cost or save);
+    * ``automation`` = T_method(P=1) / T_method(P) (what running P instruments buys the method;
+      None when P = 1 was not measured);
+    * ``break_even_t_exp``: the t_exp below which the method's planning exceeds 5 % of a cycle.
+    """
+    rows = []
+    for p in instruments:
+        if p not in n_method or p not in n_baseline:
+            continue
+        for te in t_exps:
+            t_m = makespan(n_method[p], p, te, t_plan_method, t_orch)
+            t_b = makespan(n_baseline[p], p, te, t_plan_baseline, t_orch)
+            t_m1 = makespan(n_method[1], 1, te, t_plan_method, t_orch) if 1 in n_method else None
+            nm, nb = n_method[p], n_baseline[p]
+            alg = (nb / nm) if (nm and nb and np.isfinite(nm) and np.isfinite(nb)) else None
+            s = t_b / t_m if np.isfinite(t_m) and np.isfinite(t_b) and t_m > 0 else None
+            if callable(t_plan_method):  # the latency at the last suggestion before the target
+                plan0 = float(t_plan_method(int(nm) - 1 if nm and np.isfinite(nm) else 0))
+            else:
+                plan0 = float(t_plan_method)
+            rows.append(
+                {
+                    "P": p,
+                    "t_exp_s": te,
+                    "n_method": nm,
+                    "n_baseline": nb,
+                    "T_method_s": t_m,
+                    "T_baseline_s": t_b,
+                    "speedup": s,
+                    "algorithmic": alg,
+                    "timing": (s / alg) if (s is not None and alg) else None,
+                    "automation": (t_m1 / t_m) if (t_m1 is not None and np.isfinite(t_m1) and np.isfinite(t_m) and t_m > 0) else None,
+                    "break_even_t_exp_s": overhead_break_even(plan0, t_orch),
+                }
+            )
+    return rows
