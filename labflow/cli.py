@@ -126,6 +126,12 @@ def inspect(
 from labflow.cli_remote import register as _register_remote; _register_remote(app)  # noqa: E402,E702 - serve, keys, ioc, record
 
 
+from labflow import cli_bench  # noqa: E402
+
+cli_bench.register(app)
+from labflow.cli_report import register as _register_report; _register_report(app)  # noqa: E402,E702 - report, export, schema
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

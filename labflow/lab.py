@@ -250,11 +250,25 @@ def register_lab_kind(model: type[LabConfig]) -> type[LabConfig]:
 
 
 def lab_kinds() -> list[str]:
+    _load_builtin_kinds()
     return sorted(_KINDS)
+
+
+# Lab kinds that ship with labflow but live beside their backends; imported on first use so
+# that loading a simulated lab does not import ZeroMQ or EPICS.
+_BUILTIN_KIND_MODULES = ["labflow.sim.dataset_lab"]
+
+
+def _load_builtin_kinds() -> None:
+    import importlib
+
+    while _BUILTIN_KIND_MODULES:
+        importlib.import_module(_BUILTIN_KIND_MODULES.pop(0))
 
 
 def _lab_adapter() -> TypeAdapter:
     global _adapter
+    _load_builtin_kinds()
     if _adapter is None:
         union = Union[tuple(_KINDS.values())]  # type: ignore[valid-type]
         _adapter = TypeAdapter(Annotated[union, Field(discriminator="kind")])

@@ -6,6 +6,7 @@ labflow (recipes, spaces, devices, provenance) uses ``ureg`` from here.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any
@@ -26,6 +27,13 @@ _NUMBER_THEN_UNIT = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*
 
 def parse_unit(text: str | None) -> pint.Unit:
     """Parse a unit string ("degC", "min", "mL/min", "" or None for dimensionless)."""
+    if isinstance(text, pint.Unit):
+        return text
+    return _parse_unit_cached(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_unit_cached(text: str | None) -> pint.Unit:
     if text is None or str(text).strip() in ("", "1", "dimensionless"):
         return ureg.dimensionless
     try:
