@@ -452,4 +452,3 @@ def lab_limits(config: LabConfig) -> tuple[dict[str, Input], dict[str, Output]]:
     """Parameters (with device units and limits) and outputs of a lab config, without moving anything."""
     return config.limits()
 
-import labflow.remote.labs, labflow.epics.labs  # noqa: E401,F401 - registers the "remote" and "epics" lab kinds
