@@ -105,6 +105,8 @@ def inspect(
     for key in ("file", "campaign_id", "recipe_hash", "planner", "seed", "created", "finished", "experiments", "completed", "failed"):
         t.add_row(key, str(summary[key]))
     console.print(t)
+    console.print("[bold]recipe[/] (as written)")
+    console.print(rec.recipe_text.rstrip(), markup=False, highlight=False, soft_wrap=True)
     best = summary["best"]
     if best:
         b = Table(title="best experiment")

@@ -69,11 +69,12 @@ def test_run_then_inspect_as_json(tmp_path):
     summary = json.loads(result.output)
     assert {"campaign", "experiments", "completed", "failed", "best"} <= set(summary)
     assert (summary["campaign"], summary["experiments"], summary["completed"], summary["failed"]) == ("branin", 5, 5, 0)
-    assert summary["seed"] == 3
+    assert summary["seed"] == 3 and summary["recipe"]["name"] == "branin"
     assert set(summary["best"]) >= {"x1", "x2", "y"} and set(summary["best"]["y"]) == {"value", "unit"}
 
     result = runner.invoke(app, ["inspect", str(h5)])
     assert result.exit_code == 0 and "best experiment" in result.output and "bluesky" in result.output
+    assert "name: branin" in result.output  # the recipe as written
 
 
 def test_inspect_on_a_missing_file_says_so(tmp_path):
