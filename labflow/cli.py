@@ -125,13 +125,12 @@ def inspect(
     console.print(v)
 
 
-from labflow.cli_remote import register as _register_remote; _register_remote(app)  # noqa: E402,E702 - serve, keys, ioc, record
+from labflow.cli_reliability import register as _register_reliability; _register_reliability(app)  # noqa: E402,E702 - run, resume
 
 
 from labflow import cli_bench  # noqa: E402
 
 cli_bench.register(app)
-from labflow.cli_report import register as _register_report; _register_report(app)  # noqa: E402,E702 - report, export, schema
 
 
 def main() -> None:  # pragma: no cover - console entry

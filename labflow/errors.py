@@ -96,3 +96,35 @@ class ExperimentFailed(LabflowError, RuntimeError):
 
 class ProvenanceError(LabflowError, OSError):
     """A provenance file cannot be read or written."""
+
+
+# -- reliability: the durable record, locks, budgets ----------------------------------------
+class CampaignLocked(LabflowError, RuntimeError):
+    """Another process holds the campaign's lock; ``holder`` says who (pid, host, started)."""
+
+    def __init__(self, message: str, hint: str | None = None, holder: dict | None = None) -> None:
+        super().__init__(message, hint)
+        self.holder = dict(holder or {})
+
+    def __reduce__(self):
+        return (self.__class__, (self.message, self.hint, self.holder))
+
+
+class CampaignExists(LabflowError, FileExistsError):
+    """An unfinished campaign of this recipe is already in the output directory: resume it."""
+
+
+class CampaignInterrupted(LabflowError, RuntimeError):
+    """The campaign was paused or stopped (signal, disk full); ``labflow resume`` continues it."""
+
+
+class DiskFullError(ProvenanceError):
+    """A write to the campaign's record failed for lack of space (ENOSPC); nothing partial is kept."""
+
+
+class LedgerCorruptError(ProvenanceError):
+    """A record in the middle of a campaign ledger fails its checksum: the ledger cannot be trusted."""
+
+
+class FailureRateExceeded(LabflowError, RuntimeError):
+    """Too many experiments failed: the campaign stopped instead of retrying forever."""

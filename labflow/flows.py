@@ -18,15 +18,22 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from labflow.campaign import ExperimentResult, StationRunner
+from labflow.campaign import ExperimentInterrupted, ExperimentResult, StationRunner
 from labflow.errors import ExperimentFailed
 from labflow.records import Candidate, Status
 
 
 def _experiment(runner: StationRunner, candidate: Candidate, md: Mapping[str, Any], attempts: dict[str, int]) -> ExperimentResult:
-    """One attempt of one experiment, as a Prefect task body: raises on failure so Prefect retries."""
-    attempts[candidate.uid] = attempts.get(candidate.uid, 0) + 1
-    return runner.run_once(candidate, md, attempts[candidate.uid])
+    """One attempt of one experiment, as a Prefect task body: raises on failure so Prefect retries.
+
+    A run the campaign stopped is not a failure: it comes back as an ``interrupted`` result, so
+    Prefect does not retry it (it is repeated when the campaign resumes)."""
+    attempts[candidate.uid] = attempts.get(candidate.uid, int(md.get("attempt_offset", 0) or 0)) + 1
+    try:
+        return runner.run_once(candidate, md, attempts[candidate.uid])
+    except ExperimentInterrupted as exc:
+        return ExperimentResult(candidate, runner.name, Status.FAILED, reason=exc.message, attempts=attempts[candidate.uid],
+                                interrupted=True, run_uids=list(getattr(exc, "labflow_run_uids", [])))
 
 
 experiment_task = task(_experiment, name="experiment", cache_policy=NO_CACHE, persist_result=False)
@@ -61,7 +68,12 @@ class PrefectExecutor:
         future.add_done_callback(lambda f: self._done.put((f, runner, candidate, t_started)))
 
     def next_result(self) -> ExperimentResult:
-        future, runner, candidate, t_started = self._done.get()
+        while True:  # short waits keep the main thread responsive to signals
+            try:
+                future, runner, candidate, t_started = self._done.get(timeout=0.2)
+                break
+            except queue.Empty:
+                continue
         try:
             result: ExperimentResult = future.result(raise_on_failure=True)
         except ExperimentFailed as exc:

@@ -1,21 +1,49 @@
 """From a recipe to a finished campaign: build the lab, the planner, the provenance file and
-the stations' RunEngines, then run the loop on the chosen executor."""
+the stations' RunEngines, then run the loop on the chosen executor.
+
+Every campaign is crash-safe: beside its provenance file ``<out>/<name>-<stamp>.h5`` it has a
+campaign directory ``<out>/<name>-<stamp>.labflow/`` holding the ledger (the source of truth),
+the lock and the snapshots (:mod:`labflow.store.campaign_dir`). :func:`resume_campaign` picks a
+campaign up where a crash, a stop or a full disk left it.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from labflow.campaign import Campaign, CampaignState, Listener, LocalExecutor, StationRunner
-from labflow.errors import RecipeError, Problem
+from labflow.campaign import (
+    Campaign,
+    CampaignState,
+    FailureBudget,
+    Listener,
+    LocalExecutor,
+    StationRunner,
+)
+from labflow.errors import (
+    CampaignExists,
+    CampaignInterrupted,
+    DiskFullError,
+    FailureRateExceeded,
+    LabflowError,
+    Problem,
+    ProvenanceError,
+    RecipeError,
+)
 from labflow.planners import make_planner
 from labflow.recipe import Recipe
+from labflow.store.campaign_dir import SUFFIX, CampaignDir, CampaignHistory, unfinished_campaigns
+from labflow.store.journal import CampaignJournal, header_record, rebuild_provenance
+from labflow.store.ledger import Ledger
 from labflow.store.provenance import ProvenanceWriter
 
 ExecutorName = Literal["prefect", "local", "virtual"]
+
+__all__ = ["CampaignOutcome", "provenance_path", "recipe_from_header", "restore_planner", "resume_campaign", "run_recipe"]
 
 
 @dataclass
@@ -28,17 +56,27 @@ class CampaignOutcome:
     makespan: float
     utilization: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    campaign_dir: Path | None = None
 
 
 def provenance_path(out_dir: Path, name: str, started: _dt.datetime) -> Path:
-    """``<out>/<campaign>-<YYYYmmdd-HHMMSS>.h5``; a numeric suffix keeps names unique."""
+    """``<out>/<campaign>-<YYYYmmdd-HHMMSS>.h5``; a numeric suffix keeps names unique
+    (neither the file nor its campaign directory ``.labflow`` may exist)."""
     base = f"{name}-{started:%Y%m%d-%H%M%S}"
     path = out_dir / f"{base}.h5"
     k = 1
-    while path.exists():
+    while path.exists() or path.with_suffix(SUFFIX).exists():
         k += 1
         path = out_dir / f"{base}-{k}.h5"
     return path
+
+
+def _safe_child(out: Path, path: Path) -> None:
+    """B6: whatever the names, files go under the output directory and nowhere else."""
+    try:
+        path.resolve().relative_to(out.resolve())
+    except ValueError:
+        raise RecipeError("unsafe output path", problems=[Problem("name", f"{path} would be written outside {out}")]) from None
 
 
 def run_recipe(
@@ -50,8 +88,19 @@ def run_recipe(
     executor: ExecutorName | None = None,
     time_scale: float | None = None,
     listeners: Iterable[Listener] = (),
+    new: bool = False,
+    failure_budget: FailureBudget | None = None,
+    suspenders: Iterable[Any] = (),
+    handle_signals: bool = True,
+    stop_grace: float = 5.0,
 ) -> CampaignOutcome:
-    """Run a campaign described by ``recipe`` and write its provenance file into ``out_dir``."""
+    """Run a campaign described by ``recipe`` and write its provenance file into ``out_dir``.
+
+    Raises :class:`~labflow.errors.CampaignExists` when ``out_dir`` holds an unfinished campaign
+    of the same recipe that no process is running (resume it, or pass ``new=True``);
+    :class:`~labflow.errors.CampaignInterrupted` when stopped by a signal (resumable);
+    :class:`~labflow.errors.FailureRateExceeded` and :class:`~labflow.errors.DiskFullError`.
+    """
     changes = {k: v for k, v in {"budget": budget, "seed": seed}.items() if v is not None}
     if changes:
         recipe = recipe.replace(**changes)
@@ -59,91 +108,234 @@ def run_recipe(
     if kind not in ("prefect", "local", "virtual"):
         raise RecipeError("invalid executor", problems=[Problem("execution.executor", f"unknown executor {kind!r}")])
     out = Path(out_dir)
+    if not new and out.is_dir():
+        found = unfinished_campaigns(out, recipe.name)
+        if found:
+            d = found[-1]
+            raise CampaignExists(
+                f"{out} already holds an unfinished campaign {recipe.name!r} ({d.path.name}); starting over would run its experiments again",
+                hint=f"continue it with: labflow resume {d.path}   (or pass --new to start a separate campaign)",
+            )
     started = _dt.datetime.now()
-    path = provenance_path(out, recipe.name, started)
-    lab = recipe.lab_config.build(seed=recipe.seed, time_scale=0.0 if kind == "virtual" else time_scale)
-    space, objectives = recipe.space, recipe.objectives
-    planner = make_planner(recipe.spec.planner.kind, space, objectives, seed=recipe.seed, **recipe.spec.planner.options)
-    execution = recipe.spec.execution
-    writer = ProvenanceWriter(
-        path,
-        campaign=recipe.name,
-        space=space,
-        objectives=objectives,
-        recipe_text=recipe.text,
-        recipe=recipe.to_dict(),
-        recipe_hash=recipe.hash,
-        lab=recipe.lab_config.model_dump(mode="json"),
-        seed=recipe.seed,
-        planner=planner.name,
-    )
+    out.mkdir(parents=True, exist_ok=True)
+    while True:
+        path = provenance_path(out, recipe.name, started)
+        _safe_child(out, path)
+        cdir = CampaignDir(path.with_suffix(SUFFIX))
+        try:
+            cdir.path.mkdir()  # atomic: reserves the name against a concurrent campaign
+            break
+        except FileExistsError:
+            continue
+    lock = cdir.lock()
     try:
+        space, objectives = recipe.space, recipe.objectives
+        planner = make_planner(recipe.spec.planner.kind, space, objectives, seed=recipe.seed, **recipe.spec.planner.options)
+        import uuid
+
+        campaign_id = str(uuid.uuid4())
+        created = _dt.datetime.now().astimezone().strftime("%Y-%m-%dT%H:%M:%S%z")
+        ledger = Ledger(cdir.ledger_path, quarantine=cdir.quarantine)
+        ledger.append(header_record(
+            campaign=recipe.name, campaign_id=campaign_id, recipe_text=recipe.text, recipe=recipe.to_dict(), recipe_hash=recipe.hash,
+            lab=recipe.lab_config.model_dump(mode="json"), seed=recipe.seed, planner=planner.name, space=space.to_dict(),
+            objectives=[o.to_dict() for o in objectives], budget=recipe.budget, provenance=path.name, created=created, executor=kind,
+        ))
+        writer = ProvenanceWriter(
+            path, campaign=recipe.name, space=space, objectives=objectives, recipe_text=recipe.text, recipe=recipe.to_dict(),
+            recipe_hash=recipe.hash, lab=recipe.lab_config.model_dump(mode="json"), seed=recipe.seed, planner=planner.name,
+            campaign_id=campaign_id, create_at=cdir.partial_path, created=created,
+        )
+        writer.publish()
+        journal = CampaignJournal(cdir, ledger, writer)
+        return _drive(recipe, journal, planner, kind, time_scale=time_scale, listeners=listeners, history=None,
+                      failure_budget=failure_budget, suspenders=suspenders, handle_signals=handle_signals, stop_grace=stop_grace)
+    finally:
+        lock.release()
+
+
+def recipe_from_header(header: dict[str, Any]) -> Recipe:
+    """The recipe a campaign was started with, rebuilt from its ledger header (no files needed)."""
+    from labflow.lab import parse_lab_config
+    from labflow.recipe import _validate_spec
+
+    spec = _validate_spec(header["recipe"], "<ledger>")
+    lab_config = parse_lab_config(header["lab"], source="<ledger>")
+    recipe = Recipe(spec, source=None, text=header["recipe_text"], lab_path=None, lab_config=lab_config)
+    if recipe.hash != header["recipe_hash"]:
+        raise ProvenanceError(
+            f"the recipe in the ledger hashes to {recipe.hash}, not {header['recipe_hash']} as recorded",
+            hint="the labflow version that wrote it validates recipes differently; resume with that version",
+        )
+    return recipe
+
+
+def restore_planner(planner: Any, history: CampaignHistory) -> None:
+    """Give ``planner`` exactly the history the ledger holds: the observations in completion
+    order and the number of candidates asked. Deterministic: the same ledger, the same state hash."""
+    state = planner.state_dict()
+    state["asked"] = history.asked
+    state["observations"] = [r["obs"] for r in history.finished]
+    planner.load_state_dict(state)
+
+
+def resume_campaign(
+    target: str | Path,
+    *,
+    executor: ExecutorName | None = None,
+    time_scale: float | None = None,
+    listeners: Iterable[Listener] = (),
+    break_lock: bool = False,
+    failure_budget: FailureBudget | None = None,
+    suspenders: Iterable[Any] = (),
+    handle_signals: bool = True,
+    stop_grace: float = 5.0,
+) -> CampaignOutcome:
+    """Resume the campaign at ``target`` (its ``.labflow`` directory, its ``.h5`` file, or an
+    output directory holding one unfinished campaign) and run it to its budget.
+
+    The ledger is replayed (a torn tail is cut off, with a warning), the provenance file is
+    rebuilt from it (the old one goes to ``quarantine/``), the planner is given the ledgered
+    observations, in-flight experiments are repeated once (``repeated=1``) and candidates
+    proposed but never started are run. Raises :class:`~labflow.errors.CampaignLocked` when
+    another process holds the campaign.
+    """
+    from labflow.store.campaign_dir import find_campaign_dir
+
+    cdir = find_campaign_dir(target)
+    lock = cdir.lock(break_lock=break_lock)
+    try:
+        cdir.clean_temporaries()
+        history = cdir.history(repair=True)
+        if history.end is not None and history.end.get("complete"):
+            raise LabflowError(f"campaign {cdir.path} already finished ({len(history.finished)} experiments); nothing to resume",
+                               hint=f"inspect it with: labflow inspect {cdir.provenance_path}")
+        recipe = recipe_from_header(history.header)
+        kind = executor or history.header.get("executor") or recipe.spec.execution.executor
+        space, objectives = recipe.space, recipe.objectives
+        planner = make_planner(recipe.spec.planner.kind, space, objectives, seed=recipe.seed, **recipe.spec.planner.options)
+        restore_planner(planner, history)
+        ledger = Ledger(cdir.ledger_path, quarantine=cdir.quarantine)
+        # A crash leaves in-flight experiments with no 'interrupted' record: add it now.
+        for r in history.in_flight():
+            if not any(i["uid"] == r["uid"] and int(i.get("attempt", 0)) >= int(r.get("attempt", 1)) for i in history.interrupted):
+                rec = {"k": "interrupted", "uid": r["uid"], "station": r.get("station", ""), "attempt": int(r.get("attempt", 1)),
+                       "reason": "the campaign process died while this experiment ran", "t": r.get("t", 0.0), "run_uids": ""}
+                ledger.append(rec)
+                history.interrupted.append(rec)
+        ledger.append({"k": "resumed", "pid": os.getpid(), "finished": len(history.finished), "in_flight": len(history.in_flight()),
+                       "t": _dt.datetime.now().astimezone().isoformat(timespec="seconds")})
+        writer, report = rebuild_provenance(cdir, history, space=space, objectives=objectives)
+        journal = CampaignJournal(cdir, ledger, writer)
+        outcome = _drive(recipe, journal, planner, kind, time_scale=time_scale, listeners=listeners, history=history,
+                         failure_budget=failure_budget, suspenders=suspenders, handle_signals=handle_signals, stop_grace=stop_grace)
+        outcome.extra["resume"] = {**report, "finished_before": len(history.finished), "repeated": outcome.state.repeated}
+        return outcome
+    finally:
+        lock.release()
+
+
+def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *, time_scale: float | None, listeners: Iterable[Listener],
+           history: CampaignHistory | None, failure_budget: FailureBudget | None, suspenders: Iterable[Any], handle_signals: bool,
+           stop_grace: float) -> CampaignOutcome:
+    execution = recipe.spec.execution
+    lab = None
+    ex: Any = None
+    suspenders = list(suspenders)
+    try:
+        lab = recipe.lab_config.build(seed=recipe.seed, time_scale=0.0 if kind == "virtual" else time_scale)
+        space, objectives = recipe.space, recipe.objectives
         runners = [
-            StationRunner(st, space, objectives, subscribers=[writer], timeout=execution.timeout_s) for st in lab.stations
+            StationRunner(st, space, objectives, subscribers=[journal], timeout=execution.timeout_s, suspenders=suspenders)
+            for st in lab.stations
         ]
         md = {
             "campaign": recipe.name,
-            "campaign_id": writer.campaign_id,
+            "campaign_id": journal.campaign_id,
             "recipe_hash": recipe.hash,
             "planner": planner.name,
             "seed": recipe.seed,
         }
         choices = lab.choices if lab.choices() is not None else None
 
-        def make_campaign(ex: Any) -> Campaign:
+        def make_campaign(executor_: Any) -> Campaign:
             return Campaign(
                 planner=planner,
                 runners=runners,
-                executor=ex,
+                executor=executor_,
                 budget=recipe.budget,
-                writer=writer,
                 batch=recipe.spec.planner.batch,
                 md=md,
                 choices=choices,
                 listeners=listeners,
+                journal=journal,
+                history=history,
+                failure_budget=failure_budget,
+                handle_signals=handle_signals,
+                stop_grace=stop_grace,
             )
 
         utilization = None
-        if kind == "prefect":
-            from labflow.flows import PrefectExecutor, run_as_flow
+        campaign: Campaign | None = None
+        try:
+            if kind == "prefect":
+                from labflow.flows import PrefectExecutor, run_as_flow
 
-            ex: Any = PrefectExecutor(retries=execution.retries, retry_delay=execution.retry_delay_s)
-            campaign = make_campaign(ex)
-            run_as_flow(
-                campaign.run,
-                name=f"labflow-{recipe.name}",
-                run_name=f"{recipe.name}-{started:%Y%m%d-%H%M%S}",
-                workers=len(runners),
-            )
-        elif kind == "local":
-            ex = LocalExecutor(len(runners), retries=execution.retries, retry_delay=execution.retry_delay_s)
-            campaign = make_campaign(ex)
-            try:
+                ex = PrefectExecutor(retries=execution.retries, retry_delay=execution.retry_delay_s)
+                campaign = make_campaign(ex)
+                run_as_flow(campaign.run, name=f"labflow-{recipe.name}", run_name=journal.path.stem, workers=len(runners))
+            elif kind == "local":
+                ex = LocalExecutor(len(runners), retries=execution.retries, retry_delay=execution.retry_delay_s)
+                campaign = make_campaign(ex)
+                try:
+                    campaign.run()
+                finally:
+                    ex.close()
+            else:
+                from labflow.sim.clock import VirtualTimeExecutor
+
+                ex = VirtualTimeExecutor(retries=execution.retries)
+                campaign = make_campaign(ex)
                 campaign.run()
-            finally:
-                ex.close()
-        else:
-            from labflow.sim.clock import VirtualTimeExecutor
-
-            ex = VirtualTimeExecutor(retries=execution.retries)
-            campaign = make_campaign(ex)
-            campaign.run()
-            utilization = ex.utilization(len(runners))
+                utilization = ex.utilization(len(runners))
+        except (CampaignInterrupted, FailureRateExceeded) as exc:
+            if campaign is not None:
+                _end(journal, campaign, kind, ex, utilization, complete=False, reason=f"{type(exc).__name__}: {exc.message}")
+            raise
+        except DiskFullError:
+            raise  # nothing more can be written; resume rebuilds from the ledger
         state = campaign.state
-        best = planner.best()
-        writer.set_summary(
-            {
-                "completed": state.completed,
-                "failed": state.failed,
-                "budget": state.budget,
-                "executor": kind,
-                "makespan_s": ex.now(),
-                "utilization": utilization,
-                "best_uid": best.uid if best else None,
-                "hypervolume": None,
-            }
-        )
-        return CampaignOutcome(path=path, state=state, campaign_id=writer.campaign_id, makespan=ex.now(), utilization=utilization)
+        _end(journal, campaign, kind, ex, utilization, complete=True)
+        return CampaignOutcome(path=journal.path, state=state, campaign_id=journal.campaign_id, makespan=ex.now(),
+                               utilization=utilization, campaign_dir=journal.cdir.path)
     finally:
-        writer.close()
-        lab.close()
+        try:
+            journal.close()
+        finally:
+            if lab is not None:
+                lab.close()
+
+
+def _end(journal: CampaignJournal, campaign: Campaign, kind: str, ex: Any, utilization: float | None, *, complete: bool, reason: str = "") -> None:
+    state = campaign.state
+    best = campaign.planner.best()
+    campaign._snapshot()  # noqa: SLF001
+    journal.end(
+        {
+            "completed": state.completed,
+            "failed": state.failed,
+            "budget": state.budget,
+            "executor": kind,
+            "makespan_s": ex.now() if ex is not None else None,
+            "utilization": utilization,
+            "best_uid": best.uid if best else None,
+            "hypervolume": None,
+            "interrupted": state.interrupted,
+            "repeated": state.repeated,
+            "abandoned": state.abandoned,
+            "fallbacks": state.fallbacks,
+            "stop_reason": reason,
+        },
+        complete=complete,
+        reason=reason,
+    )

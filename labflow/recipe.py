@@ -28,6 +28,30 @@ from labflow.units import convert, parse_quantity, parse_unit, ureg
 
 MAX_RECIPE_BYTES = 1 << 20  # 1 MiB
 MAX_YAML_ALIASES = 100
+MAX_YAML_NODES = 100_000  # values after alias expansion: a few aliases nested deep can mean billions
+
+
+def _expanded_size(data: Any) -> int:
+    """How many values ``data`` holds once aliases are expanded, without expanding them (a shared
+    node counts once per reference). Stops counting past the cap; iterative, so deep nesting is safe."""
+    memo: dict[int, int] = {}
+    stack: list[tuple[Any, bool]] = [(data, False)]
+    while stack:
+        node, done = stack.pop()
+        if not isinstance(node, (dict, list)) or id(node) in memo and not done:
+            continue
+        children = list(node.keys()) + list(node.values()) if isinstance(node, dict) else node
+        if not done:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if isinstance(c, (dict, list)) and id(c) not in memo)
+            continue
+        total = 1
+        for c in children:
+            total += memo.get(id(c), 1) if isinstance(c, (dict, list)) else 1
+            if total > MAX_YAML_NODES:
+                break
+        memo[id(node)] = min(total, MAX_YAML_NODES + 1)
+    return memo.get(id(data), 1)
 
 
 # -- safe YAML ------------------------------------------------------------------------
@@ -56,7 +80,15 @@ def read_yaml(path: str | Path, *, what: str = "recipe") -> Any:
         raise RecipeError(f"{what} {p}: file is {size} bytes, larger than the {MAX_RECIPE_BYTES}-byte limit", source=str(p))
     text = p.read_text(encoding="utf-8-sig")
     try:
-        return yaml.load(text, Loader=_CappedSafeLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_CappedSafeLoader)  # noqa: S506 - a SafeLoader subclass
+        size = _expanded_size(data)
+        if size > MAX_YAML_NODES:
+            raise RecipeError(
+                f"{what} {p}: expands to more than {MAX_YAML_NODES} values (YAML aliases reused in a nest: an alias bomb)",
+                hint="write the values out, or reuse anchors less",
+                source=str(p),
+            )
+        return data
     except yaml.constructor.ConstructorError as exc:
         raise RecipeError(
             f"{what} {p}: unsupported YAML tag at line {exc.problem_mark.line + 1 if exc.problem_mark else '?'}",

@@ -6,7 +6,7 @@ import pytest
 from bluesky import RunEngine
 
 from labflow.errors import Problem, RecipeError
-from labflow.lab import Lab, LabConfig, SimulatedLabConfig, load_lab_config, parse_lab_config
+from labflow.lab import Lab, LabConfig, SimulatedLabConfig, lab_kinds, load_lab_config, parse_lab_config
 from labflow.plans import extract_outcomes, run_experiment
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("sim_*.yaml"))
@@ -89,8 +89,8 @@ def test_noise_for_outputs_is_checked_against_the_landscape():
 
 def test_unknown_or_missing_kind():
     with pytest.raises(RecipeError) as info:
-        parse_lab_config({"name": "x", "kind": "epics"})
-    assert info.value.problems == [Problem("kind", "unknown lab kind 'epics'; expected one of ['simulated']")]
+        parse_lab_config({"name": "x", "kind": "nonesuch"})
+    assert info.value.problems == [Problem("kind", f"unknown lab kind 'nonesuch'; expected one of {lab_kinds()}")]
     with pytest.raises(RecipeError) as info:
         parse_lab_config({"name": "x"})
     assert info.value.problems[0].path == "kind"

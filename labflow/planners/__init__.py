@@ -23,6 +23,8 @@ from labflow.space import Space
 __all__ = [
     "Planner",
     "BayesianPlanner",
+    "MultiFidelityPlanner",
+    "Fidelity",
     "RandomPlanner",
     "SobolPlanner",
     "LatinHypercubePlanner",
@@ -39,19 +41,30 @@ def __getattr__(name: str) -> Any:
         from labflow.planners.bayesian import BayesianPlanner
 
         return BayesianPlanner
+    if name in ("MultiFidelityPlanner", "Fidelity"):
+        from labflow.planners import multifidelity
+
+        return getattr(multifidelity, name)
     raise AttributeError(name)
 
 
 def planner_names() -> list[str]:
-    return ["bayesian", *BASELINES]
+    return ["bayesian", "multifidelity", *BASELINES]
 
 
 def make_planner(kind: str, space: Space, objectives: list[Objective], seed: int = 0, **options: Any) -> Planner:
-    """Build a planner by its registered name ("bayesian", "random", "sobol", "lhs", "grid", "ofat")."""
+    """Build a planner by its registered name ("bayesian", "multifidelity", "random", "sobol", "lhs", "grid", "ofat").
+
+    "multifidelity" needs ``fidelities=[Fidelity(name, cost), ...]`` among the options.
+    """
     if kind == "bayesian":
         from labflow.planners.bayesian import BayesianPlanner
 
         return BayesianPlanner(space, objectives, seed=seed, **options)
+    if kind == "multifidelity":
+        from labflow.planners.multifidelity import MultiFidelityPlanner
+
+        return MultiFidelityPlanner(space, objectives, seed=seed, **options)
     try:
         cls = BASELINES[kind]
     except KeyError:

@@ -16,6 +16,7 @@ from botorch.acquisition import AcquisitionFunction
 from botorch.exceptions.warnings import BotorchWarning, OptimizationWarning
 from botorch.optim import optimize_acqf
 from botorch.utils.transforms import t_batch_mode_transform
+from linear_operator.utils.warnings import NumericalWarning
 from torch.distributions import Normal
 
 from labflow.planners._models import tensor
@@ -111,6 +112,7 @@ def score(acq: AcquisitionFunction, X: np.ndarray, chunk: int = 512) -> np.ndarr
     out = []
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", BotorchWarning)
+        warnings.simplefilter("ignore", NumericalWarning)  # jitter added to a near-singular covariance
         for start in range(0, len(X), chunk):
             out.append(acq(tensor(X[start : start + chunk])[:, None, :]).reshape(-1).numpy())
     return np.concatenate(out) if out else np.empty(0)
@@ -145,6 +147,7 @@ def optimize(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OptimizationWarning)
         warnings.simplefilter("ignore", BotorchWarning)
+        warnings.simplefilter("ignore", NumericalWarning)
         X, values = optimize_acqf(
             acq,
             bounds=bounds,

@@ -33,8 +33,11 @@ from botorch.fit import fit_gpytorch_mll
 from botorch.models import SingleTaskGP
 from botorch.models.transforms.outcome import Standardize
 from gpytorch.mlls import ExactMarginalLogLikelihood
+from linear_operator.utils.warnings import NumericalWarning
 
 DTYPE = torch.float64
+FIT_MAXITER = 300
+"""L-BFGS-B iterations at most per GP fit (converged fits here take well under 100)."""
 
 Hyperparameters = dict[str, list]
 """A model's raw hyperparameters by name, as nested lists of floats (JSON-serializable, exact)."""
@@ -106,7 +109,10 @@ def fit_gp(
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OptimizationWarning)
-            fit_gpytorch_mll(mll)
+            warnings.simplefilter("ignore", NumericalWarning)  # jitter on near-duplicate, noiseless data
+            # scipy's default (15,000 iterations) lets a nearly noiseless data set stall a suggestion for
+            # tens of seconds; BoTorch accepts a fit that stops at the cap (it does not retry).
+            fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": FIT_MAXITER}})
     model.eval()
     return model
 

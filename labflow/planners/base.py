@@ -72,7 +72,9 @@ class Planner(ABC):
         """Propose ``n`` new candidates, avoiding those still ``pending`` on instruments.
 
         With ``choices`` (a DataFrame of allowed points, e.g. an unmeasured pool), every
-        candidate is one of its rows, and no row is proposed twice in one call.
+        candidate is one of its rows, and no row is proposed twice in one call; rows already
+        measured, pending, or breaking the space's constraints are never proposed. Without
+        ``choices``, a proposal that breaks a constraint is moved to the nearest feasible point.
         """
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
@@ -81,10 +83,20 @@ class Planner(ABC):
             if len(choices) < n:
                 raise ValueError(f"asked for {n} candidates from only {len(choices)} choices")
             X_choices = self.space.encode(choices)
-            if self.space.constraints:  # only feasible rows may be proposed
-                X_choices = X_choices[self.space.feasible_unit(X_choices)]
-                if len(X_choices) < n:
-                    raise ValueError(f"asked for {n} candidates from only {len(X_choices)} choices that satisfy the constraints")
+            # Only rows that are feasible, not measured and not pending may be proposed.
+            taken = np.vstack([self._X_observed(), X_pending])
+            free = np.ones(len(X_choices), dtype=bool)
+            for start in range(0, len(taken), 256):
+                block = taken[start : start + 256]
+                free &= np.abs(X_choices[:, None, :] - block[None, :, :]).max(axis=2).min(axis=1) > 1e-9
+            if self.space.constraints:
+                free &= self.space.feasible_unit(X_choices)
+            X_choices = X_choices[free]
+            if len(X_choices) < n:
+                raise ValueError(
+                    f"asked for {n} candidates but only {len(X_choices)} of {len(choices)} choices are "
+                    "feasible and neither measured nor pending"
+                )
             X = np.asarray(self._propose_from(n, X_pending, X_choices), dtype=float)
         else:
             X = np.asarray(self._propose(n, X_pending), dtype=float)
@@ -346,6 +358,17 @@ class Planner(ABC):
 
     def _on_new_observations(self) -> None:
         """Hook called after observations change (invalidate caches here)."""
+
+    def _X_observed(self) -> np.ndarray:
+        """Every observation (completed or not) in the unit cube; encoded once each, as the history grows."""
+        obs = self._observations
+        n, last, X = getattr(self, "_X_observed_cache", (0, None, np.empty((0, self.space.dim))))
+        if not (n <= len(obs) and (n == 0 or obs[n - 1] is last)):  # the history was replaced (load_state_dict)
+            n, X = 0, np.empty((0, self.space.dim))
+        if n < len(obs):
+            X = np.vstack([X, self.space.encode([o.params for o in obs[n:]])])
+            self._X_observed_cache = (len(obs), obs[-1], X)
+        return X
 
     def _rng(self, salt: int = 0) -> np.random.Generator:
         """A generator determined by the seed and how much has been asked so far."""

@@ -53,10 +53,10 @@ class SobolPlanner(_DesignPlanner):
     name: ClassVar[str] = "sobol"
 
     def _design_point(self, index: int) -> np.ndarray:
-        if not hasattr(self, "_sobol_cache") or self._sobol_cache.shape[0] <= index:
+        if not hasattr(self, "_sobol_cache") or self._sobol_cache.shape[0] <= index or self._sobol_seed != self.seed:
             m = max(4, math.ceil(math.log2(index + 1)) + 1)
             sampler = qmc.Sobol(d=self.space.dim, scramble=True, seed=self.seed)
-            self._sobol_cache = sampler.random_base2(m)
+            self._sobol_cache, self._sobol_seed = sampler.random_base2(m), self.seed
         return self._sobol_cache[index]
 
 
@@ -98,15 +98,21 @@ class GridPlanner(_DesignPlanner):
                 axes.append([p.to_unit(v) for v in range(p.low, p.high + 1)])
             else:
                 axes.append([[u] for u in np.linspace(0.0, 1.0, self.levels)])
-        grid = np.array([np.concatenate(combo) for combo in itertools.product(*axes)])
+        self._ordered_grid = np.array([np.concatenate(combo) for combo in itertools.product(*axes)])
+        self._shuffle_grid()
+
+    def _shuffle_grid(self) -> None:
+        grid = self._ordered_grid
         if self.shuffle:
             grid = grid[np.random.default_rng(self.seed).permutation(len(grid))]
-        self._grid = grid
+        self._grid, self._grid_seed = grid, self.seed
 
     def settings(self) -> dict[str, Any]:
         return {"levels": self.levels, "shuffle": self.shuffle, "size": int(len(self._grid))}
 
     def _design_point(self, index: int) -> np.ndarray:
+        if self._grid_seed != self.seed:  # the seed came from load_state_dict
+            self._shuffle_grid()
         # Past the end of the grid, refine: a fresh, offset grid keeps a conventional design going.
         k, i = divmod(index, len(self._grid))
         if k == 0:

@@ -79,9 +79,11 @@ class MultiFidelityPlanner(BayesianPlanner):
         Name of the categorical parameter added to the space (the column that says which fidelity to run).
     fixed_cost:
         Cost added to every experiment (set-up time), which makes cheap fidelities relatively less cheap.
-    num_fantasies, maxiter:
-        Fantasies of the knowledge gradient (more: smoother, slower) and L-BFGS-B iterations
-        per restart when maximizing it (the knowledge gradient is costly to evaluate).
+    acquisition:
+        ``"cwei"`` (default): cost-weighted log expected improvement, cheap, scores pools;
+        ``"kg"``: the multi-fidelity knowledge gradient (several times slower; see the decision record).
+    num_fantasies:
+        Fantasies of the knowledge gradient (more: smoother, slower).
     **kwargs:
         Passed to :class:`BayesianPlanner` (``n_initial``, ``num_restarts``, ``raw_samples``, ...).
     """
@@ -100,7 +102,6 @@ class MultiFidelityPlanner(BayesianPlanner):
         fixed_cost: float = 0.0,
         acquisition: str = "cwei",
         num_fantasies: int = 8,
-        maxiter: int = 50,
         **kwargs: Any,
     ) -> None:
         fidelities = [f if isinstance(f, Fidelity) else Fidelity(**f) for f in fidelities]
@@ -122,7 +123,6 @@ class MultiFidelityPlanner(BayesianPlanner):
             raise ValueError(f"acquisition must be 'cwei' (cost-weighted improvement) or 'kg' (knowledge gradient), got {acquisition!r}")
         self.acquisition = acquisition
         self.num_fantasies = int(num_fantasies)
-        self.maxiter = int(maxiter)
         # positions on the model's fidelity axis: target at 1, others evenly spaced by cost
         others = [f for f in by_cost if f.name != self.target]
         self._value = {self.target: 1.0}
@@ -131,9 +131,10 @@ class MultiFidelityPlanner(BayesianPlanner):
         self.design_space = space
         full = Space([*space.parameters, Categorical(fidelity_parameter, tuple(f.name for f in by_cost))], space.constraints)
         kwargs.setdefault("feasibility", False)
-        if acquisition == "kg":
+        if acquisition == "kg":  # the knowledge gradient is costly to evaluate: a lighter search
             kwargs.setdefault("num_restarts", 2)
             kwargs.setdefault("raw_samples", 128)
+            kwargs.setdefault("maxiter", 50)
         super().__init__(full, objectives, seed, **kwargs)
         if len(self.objectives) != 1:
             raise SpaceError("the multi-fidelity planner optimizes one objective", hint="use BayesianPlanner for several")
@@ -156,7 +157,6 @@ class MultiFidelityPlanner(BayesianPlanner):
                 "fixed_cost": self.fixed_cost,
                 "acquisition": self.acquisition_name,
                 "num_fantasies": self.num_fantasies,
-                "maxiter": self.maxiter,
             }
         )
         return out
@@ -317,7 +317,7 @@ class MultiFidelityPlanner(BayesianPlanner):
                     equality_constraints=eq,
                     fixed_features={self._d0: self._value[f.name]},
                     sequential=False,
-                    maxiter=self.maxiter if kg else 200,
+                    maxiter=self.maxiter,
                 )
                 per_fidelity[f.name] = float(np.max(v))
                 if best is None or per_fidelity[f.name] > best[0]:
@@ -328,7 +328,6 @@ class MultiFidelityPlanner(BayesianPlanner):
             log.append(per_fidelity)
             if not kg:
                 chosen = models.tensor(np.vstack(rows))
-                acqf.set_pending(acq, np.empty((0, 0)))  # reset, then add the base and the chosen
                 acq.set_X_pending(torch.cat([base_pending, chosen]) if base_pending is not None else chosen)
         if not kg:
             acq.set_X_pending(base_pending)

@@ -44,6 +44,10 @@ class VirtualTimeExecutor:
     def submit(self, runner: StationRunner, candidate: Candidate, md: Mapping[str, Any]) -> None:
         start = self._now + self.planning_time
         result = run_with_retries(runner, candidate, md, self.retries)
+        if result.interrupted:  # stopped by the campaign: it takes no virtual time
+            result.t_started = result.t_finished = start
+            heapq.heappush(self._events, (start, next(self._seq), result))
+            return
         params = runner.space.to_quantities(candidate.params)
         duration = self.overhead + result.attempts * float(runner.station.expected_duration(params))
         result.t_started, result.t_finished = start, start + duration

@@ -17,7 +17,17 @@ Layout (every group carries an ``NX_class`` attribute so NeXus-aware viewers sho
     /runs/<run uid>/        per bluesky run: attrs start, stop (JSON); descriptors; events/<stream>/<key>
 
 Writes are serialized by a lock (several stations' RunEngines emit documents at once) and
-flushed after each experiment, so a crash loses at most the experiments in flight.
+flushed after each experiment.
+
+Crash safety. A campaign run by :func:`labflow.launch.run_recipe` keeps its source of truth in an
+append-only, checksummed ledger (:mod:`labflow.store.ledger`); this file is *derived* from it. It
+is created under a temporary name and renamed into place once its header is complete
+(``create_at``/:meth:`ProvenanceWriter.publish`), and on resume the file a crash left behind is
+moved to the campaign's ``quarantine/`` (never deleted) and rebuilt from the ledger. Raw readings
+are kept verbatim (``raw``, strict JSON), so NaN, infinities and non-numeric values are never lost.
+Extra columns: ``raw``, ``repeated`` (1 when a crash or stop interrupted an earlier attempt),
+``abandoned`` (1 when the candidate failed twice for the same reason); ``/interrupted`` lists
+attempts cut short by a crash or a stop.
 """
 
 from __future__ import annotations
@@ -40,12 +50,16 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from labflow.errors import ProvenanceError
+from labflow.errors import DiskFullError, ProvenanceError
+from labflow.testing.crash import crashpoint
 from labflow.objectives import Objective
 from labflow.space import Categorical, Integer, Space
 
 STR = h5py.string_dtype()
 FORMAT_VERSION = "1"
+# No newer than HDF5 1.8 formats: the superblock then has no "open for write" flags, so a file a
+# SIGKILL left behind still opens in any HDF5 tool (with libver="latest" it needs h5clear first).
+LIBVER = ("earliest", "v108")
 PACKAGES = ("labflow", "bluesky", "ophyd", "event-model", "botorch", "gpytorch", "torch", "prefect", "h5py", "pint", "pyzmq", "numpy", "pandas")
 
 
@@ -90,17 +104,51 @@ class _Table:
 
     def append(self, row: Mapping[str, Any]) -> None:
         n = len(self)
-        for name in self.columns:
+        half = len(self.columns) // 2
+        for i, name in enumerate(self.columns):
+            if i == half:
+                crashpoint("hdf5.mid_append")
             ds = self.group[name]
             ds.resize((n + 1,))
-            value = row.get(name)
-            if ds.dtype.kind == "f":
-                value = np.nan if value is None else float(value)
-            elif ds.dtype.kind in "iu":
-                value = -1 if value is None else int(value)
-            else:
-                value = "" if value is None else str(value)
-            ds[n] = value
+            ds[n] = _cell(ds.dtype.kind, row.get(name))
+
+
+def _cell(kind: str, value: Any) -> Any:
+    """A value for a column of dtype ``kind``; what does not fit (a string in a number column)
+    becomes NaN / -1 here and is kept verbatim in the ``raw`` column."""
+    if kind == "f":
+        try:
+            return np.nan if value is None else float(value)
+        except (TypeError, ValueError):
+            return np.nan
+    if kind in "iu":
+        try:
+            return -1 if value is None else int(value)
+        except (TypeError, ValueError, OverflowError):
+            return -1
+    return "" if value is None else str(value)
+
+
+def _guard_disk(fn):
+    """Turn an HDF5 write that failed for lack of space into DiskFullError."""
+
+    def wrapper(self, *args, **kwargs):
+        try:
+            return fn(self, *args, **kwargs)
+        except OSError as exc:
+            if isinstance(exc, ProvenanceError):
+                raise
+            text = str(exc)
+            if getattr(exc, "errno", None) == 28 or "No space left" in text or "errno = 28" in text:
+                raise DiskFullError(
+                    f"disk full while writing {self.path}: the campaign is paused",
+                    hint="free some space, then run labflow resume (the file is rebuilt from the ledger)",
+                ) from exc
+            raise
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
 
 
 class ProvenanceWriter:
@@ -120,11 +168,16 @@ class ProvenanceWriter:
         seed: int = 0,
         planner: str = "",
         campaign_id: str | None = None,
+        create_at: str | Path | None = None,
+        created: str | None = None,
     ) -> None:
         self.path = Path(path)
         if self.path.exists():
             raise ProvenanceError(f"provenance file {self.path} already exists", hint="choose another --out directory or campaign name")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # With ``create_at`` the file is built under that temporary name and renamed to ``path`` by
+        # publish(): nobody ever sees a half-made header under the final name.
+        self._write_path = Path(create_at) if create_at is not None else self.path
         self.space = space
         self.objectives = list(objectives)
         self.campaign_id = campaign_id or str(uuid.uuid4())
@@ -133,9 +186,10 @@ class ProvenanceWriter:
         try:
             # HDF5's own file lock is off so that `labflow inspect` and live monitors can read the file
             # while it is written; a campaign has one writer by construction (one writer object per file).
-            self._f = h5py.File(self.path, "w-", libver="latest", locking=False)
+            self._f = h5py.File(self._write_path, "w" if create_at is not None else "w-", libver=LIBVER, locking=False)
         except OSError as exc:
-            raise ProvenanceError(f"cannot create provenance file {self.path}: {exc}") from exc
+            raise ProvenanceError(f"cannot create provenance file {self._write_path}: {exc}") from exc
+        crashpoint("hdf5.after_create")
         f = self._f
         f.attrs.update(
             {
@@ -144,7 +198,7 @@ class ProvenanceWriter:
                 "format_version": FORMAT_VERSION,
                 "campaign": campaign,
                 "campaign_id": self.campaign_id,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "created": created or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "recipe_hash": recipe_hash,
                 "seed": int(seed),
                 "planner": planner,
@@ -176,6 +230,9 @@ class ProvenanceWriter:
             "t_suggested": (np.float64, "s"),
             "t_started": (np.float64, "s"),
             "t_finished": (np.float64, "s"),
+            "repeated": (np.int32, None),
+            "abandoned": (np.int32, None),
+            "raw": (STR, None),
         }
         for p in space.parameters:
             if isinstance(p, Categorical):
@@ -203,6 +260,13 @@ class ProvenanceWriter:
                 "latency": (np.float64, "s"),
             },
         )
+        intr = f.create_group("interrupted")
+        intr.attrs["NX_class"] = "NXcollection"
+        self._interrupted = _Table(
+            intr,
+            {"uid": (STR, None), "station": (STR, None), "attempt": (np.int32, None), "reason": (STR, None),
+             "t": (np.float64, "s"), "run_uids": (STR, None)},
+        )
         docs = f.create_group("documents")
         docs.attrs["NX_class"] = "NXcollection"
         self._documents = _Table(docs, {"name": (STR, None), "doc": (STR, None)})
@@ -211,6 +275,35 @@ class ProvenanceWriter:
         f.flush()
 
     # -- writing ------------------------------------------------------------------------
+    @_guard_disk
+    def sync(self) -> None:
+        """Flush HDF5's buffers and fsync the file: what was written is on disk."""
+        with self._lock:
+            if self._f.id.valid:
+                self._f.flush()
+                try:
+                    os.fsync(self._f.id.get_vfd_handle())
+                except (OSError, ValueError, TypeError):  # a driver without a file descriptor
+                    pass
+
+    def publish(self) -> None:
+        """Sync, then rename the file from its temporary name (``create_at``) to ``path``."""
+        self.sync()
+        with self._lock:
+            if self._write_path != self.path:
+                crashpoint("hdf5.before_rename")
+                os.replace(self._write_path, self.path)
+                _fsync_dir(self.path.parent)
+                self._write_path = self.path
+
+    @_guard_disk
+    def record_interrupted(self, row: Mapping[str, Any]) -> None:
+        """Note an attempt a crash or a stop cut short (it is repeated, at most once, on resume)."""
+        with self._lock:
+            self._interrupted.append(row)
+            self._f.flush()
+
+    @_guard_disk
     def record_suggestion(
         self,
         *,
@@ -241,12 +334,14 @@ class ProvenanceWriter:
             self._f.flush()
             return index
 
+    @_guard_disk
     def record_experiment(self, row: Mapping[str, Any]) -> None:
         """Append one finished experiment (parameters, outcomes, status, timing) and flush."""
         with self._lock:
             self._experiments.append(row)
             self._f.flush()
 
+    @_guard_disk
     def __call__(self, name: str, doc: Mapping[str, Any]) -> None:
         """A bluesky document callback: subscribe it to each RunEngine (``RE.subscribe(writer)``)."""
         with self._lock:
@@ -283,8 +378,14 @@ class ProvenanceWriter:
             events = run["events"].get(desc_uid, [])
             for key, info in desc["data_keys"].items():
                 values = [ev["data"].get(key) for ev in events]
+                numeric = None
                 if info.get("dtype") in ("number", "integer"):
-                    ds = sg.create_dataset(key, data=np.array([np.nan if v is None else v for v in values], dtype=float))
+                    try:
+                        numeric = np.array([np.nan if v is None else v for v in values], dtype=float)
+                    except (TypeError, ValueError):  # a device sent text where it promised a number: keep it verbatim
+                        numeric = None
+                if numeric is not None:
+                    ds = sg.create_dataset(key, data=numeric)
                 else:
                     ds = sg.create_dataset(key, data=[_json(v) if not isinstance(v, str) else v for v in values], dtype=STR)
                 units = info.get("units")
@@ -293,6 +394,7 @@ class ProvenanceWriter:
                 ds.attrs["source"] = info.get("source", "")
             sg.create_dataset("time", data=np.array([ev["time"] for ev in events], dtype=float)).attrs["units"] = "s"
 
+    @_guard_disk
     def set_summary(self, summary: Mapping[str, Any]) -> None:
         """Store the campaign's end state (counts, best point, stop reason) as root attributes."""
         with self._lock:
@@ -303,14 +405,29 @@ class ProvenanceWriter:
     def close(self) -> None:
         with self._lock:
             if self._f.id.valid:
-                self._f.flush()
-                self._f.close()
+                try:
+                    self._f.flush()
+                finally:
+                    self._f.close()
 
     def __enter__(self) -> ProvenanceWriter:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -329,6 +446,7 @@ class CampaignRecord:
     experiments: pd.DataFrame
     suggestions: pd.DataFrame
     units: dict[str, str] = field(default_factory=dict)
+    interrupted: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def completed(self) -> pd.DataFrame:
@@ -377,6 +495,14 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def _equal_length(columns: dict[str, Any]) -> dict[str, Any]:
+    """A crash half-way through a row leaves some columns one longer: keep the complete rows."""
+    if not columns:
+        return columns
+    n = min(len(v) for v in columns.values())
+    return {k: v[:n] for k, v in columns.items()}
+
+
 def read_campaign(path: str | Path) -> CampaignRecord:
     """Read a provenance file (also one still being written, or left by a crash)."""
     p = Path(path)
@@ -385,7 +511,10 @@ def read_campaign(path: str | Path) -> CampaignRecord:
     try:
         f = h5py.File(p, "r", locking=False)
     except OSError as exc:
-        raise ProvenanceError(f"{p} is not a readable HDF5 file: {exc}") from exc
+        hint = None
+        if p.with_suffix(".labflow").is_dir():
+            hint = f"it belongs to an interrupted campaign; labflow resume {p} rebuilds it from the campaign ledger"
+        raise ProvenanceError(f"{p} is not a readable HDF5 file: {exc}", hint=hint) from exc
     with f:
         if f.attrs.get("format") != "labflow-provenance":
             raise ProvenanceError(f"{p} is an HDF5 file but not a labflow provenance file (no 'format' attribute)")
@@ -401,15 +530,23 @@ def read_campaign(path: str | Path) -> CampaignRecord:
             exp[name] = data
             if "units" in ds.attrs:
                 units[name] = _plain(ds.attrs["units"])
-        experiments = pd.DataFrame(exp)
+        experiments = pd.DataFrame(_equal_length(exp))
         sug = {}
         for name, ds in f["suggestions"].items():
             data = ds[()]
             if h5py.check_string_dtype(ds.dtype):
                 data = [x.decode() if isinstance(x, bytes) else x for x in data]
             sug[name] = data
+        intr = {}
+        if "interrupted" in f:
+            for name, ds in f["interrupted"].items():
+                data = ds[()]
+                if h5py.check_string_dtype(ds.dtype):
+                    data = [x.decode() if isinstance(x, bytes) else x for x in data]
+                intr[name] = data
         return CampaignRecord(
             path=p,
+            interrupted=pd.DataFrame(_equal_length(intr)),
             attrs=attrs,
             recipe_text=_plain(f["recipe"][()]),
             recipe=json.loads(_plain(f["recipe"].attrs["resolved"])),
@@ -418,6 +555,6 @@ def read_campaign(path: str | Path) -> CampaignRecord:
             space=space,
             objectives=objectives,
             experiments=experiments,
-            suggestions=pd.DataFrame(sug),
+            suggestions=pd.DataFrame(_equal_length(sug)),
             units=units,
         )

@@ -173,7 +173,7 @@ def test_failed_experiments_are_remembered_but_not_modelled(space, objective):
 def test_branin_campaign_beats_its_own_initial_design():
     """25 experiments, one at a time: the GP finds a better point than the 4 Sobol points it started from."""
     space = Space([Real("x1", 0, 1), Real("x2", 0, 1)])
-    planner = BayesianPlanner(space, Objective("y", "minimize"), seed=0, **FAST)
+    planner = BayesianPlanner(space, Objective("y", "minimize"), seed=0, num_restarts=2, raw_samples=32, mc_samples=32, maxiter=40)
     for _ in range(25):
         df = planner.suggest(1)
         df["y"] = branin(df["x1"].to_numpy(), df["x2"].to_numpy())
@@ -188,3 +188,28 @@ def test_sobol_baseline_and_bayesian_start_from_the_same_kind_of_design(space, o
     for planner in (SobolPlanner(space, objective), BayesianPlanner(space, objective, **FAST)):
         X = space.encode(planner.suggest(4))
         assert X.min() >= 0 and X.max() <= 1
+
+
+@pytest.mark.parametrize("mode", ["relax", "enumerate"])
+def test_categoricals_relaxed_or_enumerated(mixed_space, objective, mode):
+    planner = BayesianPlanner(mixed_space, objective, seed=0, mixed=mode, **FAST)
+    df = mixed_space.sample(6, seed=2)
+    df["yield_"] = df["temperature"] / 2 + (df["solvent"] == "ethanol") * 30 - df["layers"]
+    planner.observe(df)
+    batch = planner.suggest(2)
+    assert planner.last_generator == "qLogNEI"
+    assert set(batch["solvent"]) <= {"water", "ethanol", "toluene"}
+    assert batch["layers"].between(1, 5).all() and (batch["layers"] % 1 == 0).all()
+
+
+def test_refit_every_reuses_hyperparameters_between_fits(space, objective):
+    planner = BayesianPlanner(space, objective, seed=0, refit_every=3, **FAST)
+    measured(planner, 5)
+    refits = []
+    for _ in range(4):
+        measured(planner, 1)
+        refits.append(planner.last_decision["refit"])
+    assert refits == [False, False, True, False]
+    restored = BayesianPlanner(space, objective, seed=0, refit_every=3, **FAST)
+    restored.load_state_dict(planner.state_dict())
+    pd.testing.assert_frame_equal(planner.suggest(1), restored.suggest(1))

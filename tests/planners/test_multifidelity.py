@@ -1,0 +1,78 @@
+"""Multi-fidelity: a cheap, biased simulation and the expensive experiment that counts."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from labflow.errors import SpaceError
+from labflow.objectives import Objective
+from labflow.planners import Fidelity, MultiFidelityPlanner, make_planner
+from labflow.space import Real, Space
+
+LIGHT = {"num_restarts": 1, "raw_samples": 32, "mc_samples": 32, "maxiter": 30}
+FIDELITIES = [Fidelity("simulation", cost=1.0), Fidelity("experiment", cost=10.0)]
+
+
+@pytest.fixture
+def space() -> Space:
+    return Space([Real("x1", 0, 1), Real("x2", 0, 1)])
+
+
+def measure(df: pd.DataFrame) -> pd.DataFrame:
+    """The experiment peaks at (0.7, 0.3); the simulation is the same shape with a tilt."""
+    truth = -((df["x1"] - 0.7) ** 2 + (df["x2"] - 0.3) ** 2)
+    out = df.copy()
+    out["y"] = truth.where(df["fidelity"] == "experiment", truth + 0.1 * (df["x1"] - 0.5))
+    return out
+
+
+def test_suggestions_say_which_fidelity_to_run(space):
+    planner = make_planner("multifidelity", space, [Objective("y")], seed=0, fidelities=FIDELITIES, **LIGHT)
+    first = planner.suggest(4)
+    assert list(first.columns) == ["x1", "x2", "fidelity"]
+    assert first["fidelity"].tolist() == ["simulation", "experiment", "simulation", "experiment"]  # initial design: in turn
+    planner.observe(measure(first))
+    nxt = planner.suggest(2)
+    assert planner.last_generator == "CostWeightedLogEI"
+    assert set(nxt["fidelity"]) <= {"simulation", "experiment"}
+    assert planner.total_cost() == 2 * 1.0 + 2 * 10.0
+
+
+def test_cheap_fidelity_is_used_while_it_is_informative(space):
+    planner = MultiFidelityPlanner(space, Objective("y"), seed=0, fidelities=FIDELITIES, **LIGHT)
+    for _ in range(8):
+        planner.observe(measure(planner.suggest(1)))
+    chosen = planner.data()["fidelity"].iloc[4:]
+    assert (chosen == "simulation").sum() >= 4  # ten times cheaper, and it points the right way
+    assert planner.best().params["fidelity"] == "experiment"  # best() speaks of the target only
+    rec = planner.recommend()
+    assert set(rec) == {"x1", "x2"}
+    assert abs(rec["x1"] - 0.7) < 0.25 and abs(rec["x2"] - 0.3) < 0.25
+
+
+def test_knowledge_gradient_is_available(space):
+    planner = MultiFidelityPlanner(
+        space, Objective("y"), seed=0, fidelities=FIDELITIES, acquisition="kg", num_fantasies=4, num_restarts=1, raw_samples=16, maxiter=10
+    )
+    planner.observe(measure(planner.suggest(4)))
+    planner.suggest(1)
+    assert planner.last_generator == "qMFKG"
+    assert set(planner.last_decision["value_per_fidelity"][0]) == {"simulation", "experiment"}
+
+
+def test_pool_without_a_fidelity_column_is_offered_at_every_fidelity(space):
+    planner = MultiFidelityPlanner(space, Objective("y"), seed=0, fidelities=FIDELITIES, **LIGHT)
+    pool = space.sample(10, seed=1)
+    picks = planner.ask(3, choices=pool)
+    assert {c.params["fidelity"] for c in picks} <= {"simulation", "experiment"}
+    assert all(c.params["x1"] in set(pool["x1"]) for c in picks)
+
+
+def test_bad_fidelity_settings_are_refused(space):
+    with pytest.raises(SpaceError, match="at least two"):
+        MultiFidelityPlanner(space, Objective("y"), fidelities=[Fidelity("only", 1.0)])
+    with pytest.raises(SpaceError, match="positive"):
+        Fidelity("free", 0.0)
+    with pytest.raises(SpaceError, match="one objective"):
+        MultiFidelityPlanner(space, [Objective("y"), Objective("z")], fidelities=FIDELITIES)
