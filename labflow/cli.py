@@ -125,6 +125,7 @@ def inspect(
     console.print(v)
 
 
+from labflow.cli_remote import register as _register_remote; _register_remote(app)  # noqa: E402,E702 - serve, keys, ioc, record
 from labflow.cli_reliability import register as _register_reliability; _register_reliability(app)  # noqa: E402,E702 - run, resume
 
 

@@ -29,7 +29,11 @@ def bench(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder of the CSVs (default: $LABFLOW_DATA or ../shared/data/liang2021)"),
     workers: int = typer.Option(0, "--workers", min=0, help="processes (0: one per core)"),
 ) -> None:
-    """Run planners against the baselines on real datasets, in virtual time, and write the metrics."""
+    """Run planners against the baselines on real datasets, in virtual time, and write the metrics.
+
+    Each finished run is appended to OUT/runs.jsonl; running the same command again skips the runs
+    already there, so an interrupted benchmark continues where it stopped.
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -63,7 +67,7 @@ def bench(
         def tick(r, i, n):  # noqa: ANN001
             progress.update(task, completed=i, last=f"{r.dataset}/{r.planner}/seed {r.seed}: {len(r.trace)} experiments")
 
-        results = run_bench(spec, workers=workers or os.cpu_count() or 1, progress=tick)
+        results = run_bench(spec, workers=workers or os.cpu_count() or 1, progress=tick, journal=out / "runs.jsonl")
     payload = report(results, spec, out)
     console.print((out / "bench.md").read_text(), markup=False, highlight=False, soft_wrap=True)
     console.print(f"wrote {out / 'bench.json'}, {out / 'bench.md'} and {len(payload['plots'])} plot(s)", soft_wrap=True)

@@ -256,7 +256,7 @@ def lab_kinds() -> list[str]:
 
 # Lab kinds that ship with labflow but live beside their backends; imported on first use so
 # that loading a simulated lab does not import ZeroMQ or EPICS.
-_BUILTIN_KIND_MODULES = ["labflow.sim.dataset_lab"]
+_BUILTIN_KIND_MODULES = ["labflow.sim.dataset_lab", "labflow.remote.labs", "labflow.epics.labs"]
 
 
 def _load_builtin_kinds() -> None:

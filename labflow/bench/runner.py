@@ -184,8 +184,13 @@ def run_bench(
     *,
     workers: int | None = None,
     progress: Callable[[RunResult, int, int], None] | None = None,
+    journal: Path | None = None,
 ) -> list[RunResult]:
-    """Run every (dataset, planner, seed, instruments) combination; results in a stable order."""
+    """Run every (dataset, planner, seed, instruments) combination; results in a stable order.
+
+    With ``journal`` (a JSON-lines file), each finished run is appended as it completes and runs
+    already in the journal are not run again: an interrupted benchmark continues where it stopped.
+    """
     jobs = [
         (d, p, s, P)
         for d in spec.datasets
@@ -195,25 +200,40 @@ def run_bench(
     ]
     workers = workers or os.cpu_count() or 1
     results: list[RunResult] = []
+    if journal is not None and journal.exists():
+        wanted = set(jobs)
+        for line in journal.read_text().splitlines():
+            if line.strip():
+                r = RunResult(**json.loads(line))
+                if (r.dataset, r.planner, r.seed, r.instruments) in wanted:
+                    results.append(r)
+        done = {(r.dataset, r.planner, r.seed, r.instruments) for r in results}
+        jobs_to_run = [j for j in jobs if j not in done]
+    else:
+        jobs_to_run = list(jobs)
+
+    def finished(r: RunResult) -> None:
+        results.append(r)
+        if journal is not None:
+            journal.parent.mkdir(parents=True, exist_ok=True)
+            with journal.open("a") as fh:
+                fh.write(json.dumps(asdict(r)) + "\n")
+        if progress:
+            progress(r, len(results), len(jobs))
+
     kwargs = dict(q=spec.q, data_dir=spec.data_dir, t_exp=spec.t_exp)
     if workers == 1:
         _worker_init()
-        for i, (d, p, s, P) in enumerate(jobs, 1):
-            r = run_one(d, p, s, budget=spec.budget, instruments=P, planner_options=spec.planner_options.get(p), **kwargs)
-            results.append(r)
-            if progress:
-                progress(r, i, len(jobs))
-    else:
+        for d, p, s, P in jobs_to_run:
+            finished(run_one(d, p, s, budget=spec.budget, instruments=P, planner_options=spec.planner_options.get(p), **kwargs))
+    elif jobs_to_run:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init) as pool:
             futures = [
                 pool.submit(run_one, d, p, s, budget=spec.budget, instruments=P, planner_options=spec.planner_options.get(p), **kwargs)
-                for d, p, s, P in jobs
+                for d, p, s, P in jobs_to_run
             ]
-            for i, fut in enumerate(as_completed(futures), 1):
-                r = fut.result()
-                results.append(r)
-                if progress:
-                    progress(r, i, len(jobs))
+            for fut in as_completed(futures):
+                finished(fut.result())
     order = {job: i for i, job in enumerate(jobs)}
     results.sort(key=lambda r: order[(r.dataset, r.planner, r.seed, r.instruments)])
     return results
