@@ -29,6 +29,24 @@ Reliability (``docs/reliability.md``)
   a tripped one suspends the run, which resumes by itself when the signal recovers.
 * The planner cannot wedge the loop: if ``ask`` raises, or proposes a point outside the space,
   the loop substitutes seeded random candidates tagged ``generator="fallback"``.
+
+Materials campaigns (``docs/decisions/0004-recipes-for-real-campaigns.md``)
+----------------------------------------------------------------------------
+* Sample faults: a failure whose exception (anywhere in its chain) has a true
+  ``sample_fault`` attribute (:class:`labflow.sim.devices.SampleFault`), or whose reason
+  matches one of ``sample_fault_patterns``, is the sample's fault: it is not retried, it is
+  told to the planner as ``Observation.sample_fault=True`` (a feasibility model learns from
+  it), recorded in the ``sample_fault`` column, and it does not count against the failure
+  budget (it is a result, not a malfunction). Every other failure is the instrument's.
+* Routing: with ``routes`` (value of the candidate's ``route_parameter``, e.g. its fidelity ->
+  station names), a candidate runs only on those stations; a queued candidate waits for one of
+  them rather than run elsewhere. ``costs`` (same keys) gives each experiment's cost, recorded
+  in the ``cost`` column and summed per fidelity in ``CampaignState.cost``.
+* Several objectives: each finished experiment records the hypervolume of this campaign's
+  completed experiments so far (``hypervolume`` column; against the objectives' thresholds,
+  else the planner's current reference point).
+* Each suggestion's record carries the planner's ``last_decision`` (generator, reason for a
+  fallback, acquisition values, model summary) under ``state["last_decision"]``.
 """
 
 from __future__ import annotations
@@ -359,10 +377,25 @@ def run_with_retries(runner: StationRunner, candidate: Candidate, md: Mapping[st
         except ExperimentFailed as exc:
             reasons.append(exc.message)
             run_uids += getattr(exc.__cause__, "labflow_run_uids", [])
+            if is_sample_fault(exc):  # a result, not a malfunction: making it again would fail again
+                return ExperimentResult(candidate, runner.name, Status.FAILED, reason=exc.message, run_uids=run_uids,
+                                        attempts=attempt, reasons=reasons, sample_fault=True)
             if attempt < first + retries + 1 and retry_delay > 0:
                 time.sleep(retry_delay)
     return ExperimentResult(candidate, runner.name, Status.FAILED, reason=reasons[-1], run_uids=run_uids,
                             attempts=first + retries + 1, reasons=reasons)
+
+
+def is_sample_fault(exc: BaseException | None) -> bool:
+    """True when ``exc`` or any exception in its chain (causes and contexts) has a true
+    ``sample_fault`` attribute: the device said the sample, not the instrument, failed."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if getattr(exc, "sample_fault", False) is True:
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 class Executor(Protocol):
@@ -462,6 +495,9 @@ class CampaignState:
     abandoned: int = 0
     fallbacks: int = 0
     stop_reason: str = ""
+    sample_faults: int = 0
+    cost: dict[str, float] = field(default_factory=dict)  # route value (fidelity) -> total cost so far
+    hypervolume: float = math.nan  # several objectives: of this campaign's completed experiments
 
     @property
     def finished(self) -> int:
@@ -517,6 +553,9 @@ class Campaign:
     handle_signals: install SIGINT/SIGTERM handlers for the run (main thread only).
     stop_grace: seconds a deferred stop waits for a checkpoint before pausing at once.
     snapshot_every: write the planner snapshot every this many finished experiments.
+    sample_fault_patterns: regular expressions; a failure whose reason matches is the sample's fault.
+    routes, route_parameter: ``candidate.params[route_parameter]`` -> names of the stations that may run it.
+    costs: the same keys -> cost of one experiment (recorded per experiment and summed per key).
     """
 
     def __init__(
@@ -537,9 +576,22 @@ class Campaign:
         handle_signals: bool = False,
         stop_grace: float = 5.0,
         snapshot_every: int = 10,
+        sample_fault_patterns: Iterable[str] = (),
+        routes: Mapping[str, Sequence[str]] | None = None,
+        route_parameter: str | None = None,
+        costs: Mapping[str, float] | None = None,
     ) -> None:
         if not runners:
             raise LabflowError("a campaign needs at least one station")
+        self.sample_fault_patterns = [re.compile(p) for p in sample_fault_patterns]
+        self.route_parameter = route_parameter
+        self.routes = {k: list(v) for k, v in (routes or {}).items()}
+        self.costs = dict(costs or {})
+        names = {r.name for r in runners}
+        for key, stations in self.routes.items():
+            if not stations or not set(stations) <= names:
+                raise LabflowError(f"route {key!r} names stations {stations}; the campaign has {sorted(names)}")
+        self._Y: list[list[float]] = []  # oriented outcomes of this campaign's completed experiments
         self.planner = planner
         self.runners = list(runners)
         self.executor = executor
@@ -567,6 +619,7 @@ class Campaign:
         self._abandoned: dict[str, str] = {}
         self._error: BaseException | None = None
         self._last_sigint = -math.inf
+        self._fallback_reason = ""
         if history is not None:
             self._restore(history)
 
@@ -604,6 +657,7 @@ class Campaign:
             else:
                 state.failed += 1
             row = r["row"]
+            self._account(r["obs"]["params"], dict(row), status, bool(r["obs"].get("sample_fault")), r["obs"].get("outcomes", {}))
             if row.get("abandoned"):
                 self._abandoned[_point_key(r["obs"]["params"])] = row.get("reason", "")
                 state.abandoned += 1
@@ -634,6 +688,17 @@ class Campaign:
         for listener in self.listeners:
             listener(event, self.state)
 
+    def _decision(self, candidates: Sequence[Candidate]) -> dict[str, Any]:
+        """The planner's account of this suggestion (``last_decision``), as plain JSON."""
+        gens = {c.generator for c in candidates}
+        if "fallback" in gens and self._fallback_reason:
+            decision = {"generator": "fallback", "reason": self._fallback_reason}
+        else:
+            decision = dict(getattr(self.planner, "last_decision", None) or {})
+            decision.setdefault("generator", candidates[0].generator if candidates else "")
+        self._fallback_reason = ""
+        return _plain_json(decision)
+
     def _fallback(self, n: int) -> list[Candidate]:
         space = self.planner.space
         rng = np.random.default_rng([int(self.planner.seed), int(self.planner.state_dict().get("asked", 0)), 7919])
@@ -653,6 +718,7 @@ class Campaign:
             if choices is not None:
                 raise
             log.warning("planner %s failed to propose (%s: %s); using random fallback candidates", self.planner.name, type(exc).__name__, exc)
+            self._fallback_reason = f"the planner raised {type(exc).__name__}: {exc}"
             return self._fallback(n)
         out = []
         for c in got:
@@ -661,6 +727,7 @@ class Campaign:
                 out.append(c)
             except (SpaceError, KeyError, ValueError, TypeError):
                 log.warning("planner %s proposed a point outside the space (%s); using a fallback", self.planner.name, c)
+                self._fallback_reason = f"the planner proposed a point outside the space: {c}"
                 out.extend(self._fallback(1))
         return out
 
@@ -689,6 +756,7 @@ class Campaign:
         now = self.executor.now()
         if self.writer is not None or not isinstance(self.journal, _WriterSink):
             state = {k: v for k, v in self.planner.state_dict().items() if k != "observations"}
+            state["last_decision"] = self._decision(candidates)
             index = self.journal.suggestion(
                 t=now,
                 planner=self.planner.name,
@@ -741,9 +809,13 @@ class Campaign:
                         queue.extend(self._ask(n, pending))
                         if not queue:
                             break
-                    candidate = queue.pop(0)
-                    runner = free.pop(0)
+                    pick = self._match(queue, free)
+                    if pick is None:  # every queued candidate waits for a station of its own kind
+                        break
+                    candidate, runner = queue.pop(pick[0]), free.pop(pick[1])
                     md = {**self.md, "planner": self.planner.name}
+                    if self.route_parameter is not None and self.route_parameter in candidate.params:
+                        md[self.route_parameter] = candidate.params[self.route_parameter]
                     offset = self._attempt_offset.get(candidate.uid, 0)
                     if offset:
                         md["attempt_offset"] = offset
@@ -789,6 +861,61 @@ class Campaign:
             )
         return state
 
+    def _match(self, queue: list[Candidate], free: list[StationRunner]) -> tuple[int, int] | None:
+        """(queue index, free-runner index) of the first queued candidate that a free station may run."""
+        if not self.routes:
+            return (0, 0)
+        for i, c in enumerate(queue):
+            allowed = self.routes.get(str(c.params.get(self.route_parameter))) if self.route_parameter else None
+            for j, r in enumerate(free):
+                if allowed is None or r.name in allowed:
+                    return (i, j)
+        return None
+
+    def _route_key(self, params: Mapping[str, Any], station: str) -> str | None:
+        """The cost key of an experiment: its fidelity, or the one route that holds its station."""
+        if self.route_parameter is not None and self.route_parameter in params:
+            return str(params[self.route_parameter])
+        keys = [k for k, v in self.routes.items() if station in v]
+        if len(keys) == 1:
+            return keys[0]
+        if len(self.costs) == 1:
+            return next(iter(self.costs))
+        return None
+
+    def _account(self, params: Mapping[str, Any], row: dict[str, Any], status: Status, sample_fault: bool,
+                 outcomes: Mapping[str, float]) -> None:
+        """Update the counters that span the campaign (sample faults, cost, hypervolume) and fill ``row``."""
+        state = self.state
+        if sample_fault:
+            state.sample_faults += 1
+        key = self._route_key(params, str(row.get("station", "")))
+        cost = self.costs.get(key, math.nan) if key is not None else math.nan
+        row["cost"] = cost
+        if key is not None and math.isfinite(cost):
+            state.cost[key] = state.cost.get(key, 0.0) + cost
+        objectives = self.planner.objectives
+        if status is Status.COMPLETED and all(o.name in outcomes for o in objectives):
+            self._Y.append([o.sign * float(outcomes[o.name]) for o in objectives])
+        if len(objectives) >= 2:
+            state.hypervolume = self._hypervolume()
+            row["hypervolume"] = state.hypervolume
+
+    def _hypervolume(self) -> float:
+        from labflow.planners.pareto import hypervolume
+
+        objectives = self.planner.objectives
+        if all(o.threshold is not None for o in objectives):
+            ref = {o.name: float(o.threshold) for o in objectives}
+        else:
+            try:
+                ref = self.planner.reference_point()
+            except Exception:  # noqa: BLE001 - a planner without one: no hypervolume
+                ref = None
+        if not ref or not self._Y:
+            return 0.0 if ref else math.nan
+        return hypervolume(np.array(self._Y), np.array([o.sign * ref[o.name] for o in objectives]))
+
     def _fail_fast(self, exc: BaseException) -> None:
         """Stop taking new work and interrupt what runs; the loop raises ``exc`` once drained."""
         if self._error is None:
@@ -811,6 +938,9 @@ class Campaign:
         state = self.state
         c = result.candidate
         key = _point_key(c.params)
+        if result.status is Status.FAILED and not result.sample_fault and not result.interrupted:
+            if any(p.search(r) for p in self.sample_fault_patterns for r in (result.reasons or [result.reason])):
+                result.sample_fault = True
         if result.status is Status.FAILED:
             reasons = self._fail_reasons.setdefault(key, [])
             reasons.extend(reason_key(r) for r in (result.reasons or [result.reason]))
@@ -835,9 +965,11 @@ class Campaign:
             "repeated": int(result.repeated),
             "abandoned": int(result.abandoned),
             "raw": _strict_json(result.raw),
+            "sample_fault": int(result.sample_fault),
             **dict(c.params),
             **{o.name: result.outcomes.get(o.name, result.raw.get(o.name)) for o in self.planner.objectives},
         }
+        self._account(c.params, row, result.status, result.sample_fault, result.outcomes)
         # Ledger first (fsynced): once this returns, the outcome survives any crash.
         self.journal.finished(row, obs, reasons=result.reasons, retryable=retryable if retryable is not None else result.status is Status.FAILED)
         self.planner.tell(obs)
@@ -852,7 +984,8 @@ class Campaign:
         if state.finished % self.snapshot_every == 0:
             self._snapshot()
         self._emit("finished")
-        if self._error is None and self.failure_budget.exceeded(state.failed, state.finished):
+        # Sample faults are results (the film did not form), not malfunctions: they do not count.
+        if self._error is None and self.failure_budget.exceeded(state.failed - state.sample_faults, state.finished):
             self._fail_fast(
                 FailureRateExceeded(
                     f"{state.failed} of {state.finished} experiments failed (more than "
@@ -868,6 +1001,24 @@ class Campaign:
             {"planner": self.planner.state_dict(), "state_hash": self.planner.state_hash(),
              "finished": s.finished, "completed": s.completed, "failed": s.failed, "budget": s.budget}
         )
+
+
+def _plain_json(obj: Any) -> Any:
+    """``obj`` with numpy scalars made plain, tuples made lists and non-finite floats made None
+    (the ledger takes strict JSON only)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _plain_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _plain_json(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return str(obj)
 
 
 def _strict_json(raw: Mapping[str, Any]) -> str:

@@ -90,7 +90,8 @@ def inspect(
     file: Path = typer.Argument(..., help="campaign provenance file (.h5)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
-    """Summarize a campaign file: recipe, planner, counts, best point with units, versions."""
+    """Summarize a campaign file: recipe, planner, counts, best point with units, Pareto front and
+    hypervolume (several objectives), sample faults, fallbacks, cost per fidelity, prior data, versions."""
     from labflow.store.provenance import read_campaign
 
     try:
@@ -102,8 +103,15 @@ def inspect(
         typer.echo(json.dumps(summary, indent=2, default=str))
         return
     t = Table(title=f"campaign {summary['campaign']}", show_header=False)
-    for key in ("file", "campaign_id", "recipe_hash", "planner", "seed", "created", "finished", "experiments", "completed", "failed"):
+    for key in ("file", "campaign_id", "recipe_hash", "planner", "seed", "created", "finished", "experiments", "completed", "failed",
+                "sample_faults", "fallbacks", "prior_observations"):
         t.add_row(key, str(summary[key]))
+    if summary.get("hypervolume") is not None:
+        ref = ", ".join(f"{k} {v:.6g} {rec.units.get(k, '')}".rstrip() for k, v in (summary["reference_point"] or {}).items())
+        t.add_row("hypervolume", f"{summary['hypervolume']:.6g} (reference point: {ref})")
+    if summary.get("cost"):
+        unit = rec.units.get("cost", "")
+        t.add_row("cost", ", ".join(f"{k} {v:.6g}{' ' + unit if unit else ''}" for k, v in summary["cost"].items()))
     console.print(t)
     console.print("[bold]recipe[/] (as written)")
     console.print(rec.recipe_text.rstrip(), markup=False, highlight=False, soft_wrap=True)
@@ -119,6 +127,17 @@ def inspect(
             val = v["value"]
             b.add_row(name, f"{val:.6g}" if isinstance(val, float) else str(val), v["unit"])
         console.print(b)
+    front = summary.get("pareto_front") or []
+    if len(rec.objectives) > 1 and front:
+        f = Table(title=f"Pareto front ({len(front)} experiments; parameters: --json)")
+        cols = [o.name for o in rec.objectives]
+        for c in cols:
+            unit = rec.units.get(c, "")
+            f.add_column(f"{c} [{unit}]" if unit else c, justify="right")
+        f.add_column("uid")
+        for row in front:
+            f.add_row(*[f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in cols], str(row["uid"])[:8])
+        console.print(f)
     v = Table(title="versions", show_header=False)
     for name, ver in summary["versions"].items():
         v.add_row(name, str(ver))
@@ -132,6 +151,7 @@ from labflow.cli_reliability import register as _register_reliability; _register
 from labflow import cli_bench  # noqa: E402
 
 cli_bench.register(app)
+from labflow.cli_report import register as _register_report; _register_report(app)  # noqa: E402,E702 - report, export, schema
 
 
 def main() -> None:  # pragma: no cover - console entry

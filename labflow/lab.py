@@ -12,6 +12,16 @@ kinds (a ``remote`` lab of ZeroMQ device servers, an ``epics`` lab) register a m
     time_scale: 0               # 0 = instant, 1 = real time, 0.001 = a thousand times faster
     failure_rate: 0.0
 
+Instead of ``stations: N`` (stations ``station1..N``), a simulated lab may list *station sets*,
+groups of identical stations with their own landscape options, noise, durations and failure
+rate, named ``<set><i>`` (e.g. a cheap simulation beside the real experiment, which a
+multi-fidelity recipe routes to by name)::
+
+    landscape: {name: materials_mf}
+    station_sets:
+      - {name: simulation, stations: 2, options: {fidelity: simulation}, durations: {synthesize: 2 min, synthesize_from: null}}
+      - {name: experiment, stations: 1}
+
 :func:`load_lab_config` reads one with ``yaml.safe_load`` and reports *every* problem at once
 (a :class:`~labflow.errors.RecipeError` whose ``problems`` carry dotted paths).
 :meth:`LabConfig.build` turns a config into a :class:`Lab` of :class:`Station` s.
@@ -30,7 +40,7 @@ import numpy as np
 import pandas as pd
 import pint
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_validator
 
 from labflow.errors import DeviceError, Problem, RecipeError
 from labflow.sim.base import Input, Landscape, Output
@@ -162,6 +172,24 @@ class DurationsConfig(_Model):
         return DurationModel(self.set, self.synthesize, self.measure, self.synthesize_from)
 
 
+class StationSetConfig(_Model):
+    """A group of identical simulated stations, named ``<name>1``, ``<name>2``, ...
+
+    ``options`` are merged over the lab's ``landscape.options`` (e.g. ``{fidelity: simulation}``);
+    ``noise_std``, ``durations`` and ``failure_rate``, when given, replace the lab's for this set.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+    stations: int = Field(1, ge=1, le=256)
+    options: dict[str, Any] = Field(default_factory=dict)
+    noise_std: dict[str, Any] | None = None
+    durations: DurationsConfig | None = None
+    failure_rate: float | None = Field(None, ge=0.0, le=1.0)
+
+    def station_names(self) -> list[str]:
+        return [f"{self.name}{i}" for i in range(1, self.stations + 1)]
+
+
 class LabConfig(_Model):
     """Base of every lab kind: a ``name`` and a ``kind``; subclasses implement :meth:`build`."""
 
@@ -197,10 +225,59 @@ class SimulatedLabConfig(LabConfig):
     time_scale: float = Field(0.0, ge=0.0, allow_inf_nan=False)
     failure_rate: float = Field(0.0, ge=0.0, le=1.0)
     timeout: Duration | None = None
+    station_sets: list[StationSetConfig] = Field(default_factory=list)
+    """Groups of stations with their own landscape options (e.g. a simulation and an experiment);
+    ``stations`` is then their total (leave it out)."""
+
+    @model_validator(mode="after")
+    def _sets(self) -> SimulatedLabConfig:
+        if not self.station_sets:
+            return self
+        problems = []
+        total = sum(st.stations for st in self.station_sets)
+        if "stations" in self.model_fields_set and self.stations != total:
+            problems.append(f"stations{_KEY}with station_sets, stations is their total ({total}): leave it out")
+        names = [s.name for s in self.station_sets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            problems.append(f"station_sets{_KEY}set names used more than once: {dupes}")
+        outputs = {o.name: o for o in LANDSCAPES[self.landscape.name].outputs}
+        for i, st in enumerate(self.station_sets):
+            try:
+                make_landscape(self.landscape.name, **{**self.landscape.options, **st.options})
+            except (RecipeError, TypeError, ValueError) as exc:
+                problems.append(f"station_sets.{i}.options{_KEY}{getattr(exc, 'message', exc)}")
+            for key, raw in (st.noise_std or {}).items():
+                if key not in outputs:
+                    problems.append(f"station_sets.{i}.noise_std.{key}{_KEY}unknown output {key!r}; expected one of {sorted(outputs)}")
+                    continue
+                try:
+                    std = _quantity(raw, outputs[key].unit or "dimensionless", "noise level")
+                except ValueError as exc:
+                    problems.append(f"station_sets.{i}.noise_std.{key}{_KEY}{exc}")
+                    continue
+                if not (math.isfinite(std) and std >= 0):
+                    problems.append(f"station_sets.{i}.noise_std.{key}{_KEY}a noise standard deviation must be >= 0, got {raw!r}")
+        if problems:
+            raise ValueError(_SEP.join(problems))
+        object.__setattr__(self, "stations", total)  # the number of stations, as without sets
+        return self
 
     def limits(self) -> tuple[dict[str, Input], dict[str, Output]]:
         landscape = make_landscape(self.landscape.name, **self.landscape.options)
         return {i.name: i for i in landscape.inputs}, {o.name: o for o in landscape.outputs}
+
+    def station_groups(self) -> dict[str, list[str]]:
+        """Set name -> its stations' names (``{"station": [...]}`` without station sets)."""
+        if not self.station_sets:
+            return {"station": [f"station{i}" for i in range(1, self.stations + 1)]}
+        return {s.name: s.station_names() for s in self.station_sets}
+
+    def _noise(self, station_set: StationSetConfig | None) -> dict[str, float]:
+        if station_set is None or station_set.noise_std is None:
+            return dict(self.landscape.noise_std)
+        outputs = {o.name: o for o in LANDSCAPES[self.landscape.name].outputs}
+        return {k: _quantity(v, outputs[k].unit or "dimensionless", "noise level") for k, v in station_set.noise_std.items()}
 
     def build(self, seed: int, time_scale: float | None = None) -> Lab:
         """Build the stations: ``station{i}_synthesis`` and ``station{i}_instrument``.
@@ -212,25 +289,32 @@ class SimulatedLabConfig(LabConfig):
         if not (math.isfinite(scale) and scale >= 0):
             raise ValueError(f"time_scale must be >= 0, got {time_scale}")
         landscape = make_landscape(self.landscape.name, **self.landscape.options)
-        durations = self.durations.model()
-        seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(int(seed)).spawn(self.stations)]
+        # (set, name) for every station; without station sets: station1..N as always
+        plan: list[tuple[StationSetConfig | None, str]] = (
+            [(st, name) for st in self.station_sets for name in st.station_names()]
+            if self.station_sets
+            else [(None, f"station{i}") for i in range(1, self.stations + 1)]
+        )
+        seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(int(seed)).spawn(len(plan))]
         stations = []
-        for i, station_seed in enumerate(seeds, start=1):
-            name = f"station{i}"
+        for (st, name), station_seed in zip(plan, seeds):
             handoff = SampleHandoff()
+            own = landscape if st is None or not st.options else make_landscape(self.landscape.name, **{**self.landscape.options, **st.options})
+            durations = (st.durations if st is not None and st.durations is not None else self.durations).model()
             common = dict(durations=durations, time_scale=scale, timeout=self.timeout)
-            synthesis = make_sim_station(f"{name}_synthesis", landscape, handoff, **common)
+            synthesis = make_sim_station(f"{name}_synthesis", own, handoff, **common)
             instrument = make_sim_instrument(
                 f"{name}_instrument",
-                landscape,
+                own,
                 handoff,
-                noise_std=self.landscape.noise_std,
+                noise_std=self._noise(st),
                 seed=station_seed,
-                failure_rate=self.failure_rate,
+                failure_rate=self.failure_rate if st is None or st.failure_rate is None else st.failure_rate,
                 **common,
             )
             stations.append(Station(name, synthesis, instrument, seed=station_seed))
-        return Lab(self.name, stations, landscape=landscape, config=self)
+        groups = {st.name: st.station_names() for st in self.station_sets}
+        return Lab(self.name, stations, landscape=landscape, config=self, groups=groups)
 
 
 # -- the kinds registry: a union discriminated on `kind` -------------------------------------
@@ -297,7 +381,7 @@ def _problems(exc: ValidationError) -> list[Problem]:
         path = ".".join(str(p) for p in loc)
         for part in msg.split(_SEP):
             key, found, text = part.partition(_KEY)
-            out.append(Problem(f"{path}.{key}" if found else path, text if found else part))
+            out.append(Problem((f"{path}.{key}" if path else key) if found else path, text if found else part))
     return out
 
 
@@ -381,14 +465,33 @@ class Station:
 class Lab:
     """A built lab: its stations, the landscape behind them (simulated labs), and ``close()``."""
 
-    def __init__(self, name: str, stations: list[Station], *, landscape: Landscape | None = None, config: LabConfig | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        stations: list[Station],
+        *,
+        landscape: Landscape | None = None,
+        config: LabConfig | None = None,
+        groups: Mapping[str, list[str]] | None = None,
+    ) -> None:
         if not stations:
             raise ValueError(f"lab {name!r} has no stations")
         self.name = name
         self.stations = list(stations)
         self.landscape = landscape
         self.config = config
+        self.groups = {k: list(v) for k, v in (groups or {}).items()}
+        """Named groups of stations (station sets): group name -> station names."""
         self._closed = False
+
+    def resolve_stations(self, names: list[str]) -> list[str]:
+        """Station names for a list of station or group names (groups expand to their members)."""
+        out: list[str] = []
+        for n in names:
+            for s in self.groups.get(n, [n]):
+                if s not in out:
+                    out.append(s)
+        return out
 
     def __repr__(self) -> str:
         return f"Lab({self.name!r}, stations={[s.name for s in self.stations]})"
@@ -451,4 +554,24 @@ class Lab:
 def lab_limits(config: LabConfig) -> tuple[dict[str, Input], dict[str, Output]]:
     """Parameters (with device units and limits) and outputs of a lab config, without moving anything."""
     return config.limits()
+
+
+def lab_station_groups(config: LabConfig) -> dict[str, list[str]]:
+    """Every name a recipe may route to: each station's own name and each station set's name,
+    mapped to station names. Simulated labs answer from the config; other kinds are built
+    (without moving anything) and asked."""
+    groups_of = getattr(config, "station_groups", None)
+    if groups_of is not None:
+        groups = groups_of()
+        out = {name: [name] for names in groups.values() for name in names}
+        if getattr(config, "station_sets", None):
+            out.update(groups)
+        return out
+    lab = config.build(seed=0, time_scale=0.0)
+    try:
+        out = {s.name: [s.name] for s in lab.stations}
+        out.update(lab.groups)
+        return out
+    finally:
+        lab.close()
 

@@ -5,6 +5,12 @@ Every campaign is crash-safe: beside its provenance file ``<out>/<name>-<stamp>.
 campaign directory ``<out>/<name>-<stamp>.labflow/`` holding the ledger (the source of truth),
 the lock and the snapshots (:mod:`labflow.store.campaign_dir`). :func:`resume_campaign` picks a
 campaign up where a crash, a stop or a full disk left it.
+
+Prior data (``prior_data`` in the recipe) is read once, when the campaign starts, and given to
+the planner before its first suggestion; the observations themselves go into the ledger header
+(so a resume needs no file but the ledger) and into ``/prior`` of the provenance file, never
+among the campaign's experiments. With fidelities, a candidate runs on the stations of its
+fidelity and its cost is recorded (:class:`labflow.campaign.Campaign`, ``routes``).
 """
 
 from __future__ import annotations
@@ -43,7 +49,16 @@ from labflow.store.provenance import ProvenanceWriter
 
 ExecutorName = Literal["prefect", "local", "virtual"]
 
-__all__ = ["CampaignOutcome", "provenance_path", "recipe_from_header", "restore_planner", "resume_campaign", "run_recipe"]
+__all__ = [
+    "CampaignOutcome",
+    "build_planner",
+    "load_prior",
+    "provenance_path",
+    "recipe_from_header",
+    "restore_planner",
+    "resume_campaign",
+    "run_recipe",
+]
 
 
 @dataclass
@@ -128,9 +143,16 @@ def run_recipe(
         except FileExistsError:
             continue
     lock = cdir.lock()
+    # Inside a Prefect flow run, the campaign's best result, summary and a link to its record
+    # are published as Prefect artifacts (the listener does nothing outside a flow run).
+    from labflow.artifacts import CampaignArtifacts
+
+    listeners = [*listeners, CampaignArtifacts(recipe, path)]
     try:
-        space, objectives = recipe.space, recipe.objectives
-        planner = make_planner(recipe.spec.planner.kind, space, objectives, seed=recipe.seed, **recipe.spec.planner.options)
+        objectives = recipe.objectives
+        planner = build_planner(recipe)
+        prior_obs, prior_sources = load_prior(recipe, planner)
+        space = planner.space  # with the fidelity column of a multi-fidelity campaign
         import uuid
 
         campaign_id = str(uuid.uuid4())
@@ -140,12 +162,14 @@ def run_recipe(
             campaign=recipe.name, campaign_id=campaign_id, recipe_text=recipe.text, recipe=recipe.to_dict(), recipe_hash=recipe.hash,
             lab=recipe.lab_config.model_dump(mode="json"), seed=recipe.seed, planner=planner.name, space=space.to_dict(),
             objectives=[o.to_dict() for o in objectives], budget=recipe.budget, provenance=path.name, created=created, executor=kind,
-        ))
+        ) | ({"prior": prior_obs, "prior_sources": prior_sources} if prior_sources else {}))
         writer = ProvenanceWriter(
             path, campaign=recipe.name, space=space, objectives=objectives, recipe_text=recipe.text, recipe=recipe.to_dict(),
             recipe_hash=recipe.hash, lab=recipe.lab_config.model_dump(mode="json"), seed=recipe.seed, planner=planner.name,
             campaign_id=campaign_id, create_at=cdir.partial_path, created=created,
         )
+        if prior_sources:
+            writer.record_prior(_prior_frame(prior_obs), prior_sources)
         writer.publish()
         journal = CampaignJournal(cdir, ledger, writer)
         return _drive(recipe, journal, planner, kind, time_scale=time_scale, listeners=listeners, history=None,
@@ -171,12 +195,53 @@ def recipe_from_header(header: dict[str, Any]) -> Recipe:
 
 
 def restore_planner(planner: Any, history: CampaignHistory) -> None:
-    """Give ``planner`` exactly the history the ledger holds: the observations in completion
-    order and the number of candidates asked. Deterministic: the same ledger, the same state hash."""
+    """Give ``planner`` exactly the history the ledger holds: the prior observations (from the
+    header), then the observations in completion order, and the number of candidates asked.
+    Deterministic: the same ledger, the same state hash."""
     state = planner.state_dict()
     state["asked"] = history.asked
-    state["observations"] = [r["obs"] for r in history.finished]
+    state["observations"] = list(history.header.get("prior") or []) + [r["obs"] for r in history.finished]
     planner.load_state_dict(state)
+
+
+def build_planner(recipe: Recipe) -> Any:
+    """The recipe's planner: its kind and options, the space with its constraints, the objectives
+    with their thresholds (the reference point of several objectives), and its fidelities."""
+    return make_planner(recipe.spec.planner.kind, recipe.space, recipe.objectives, seed=recipe.seed, **recipe.planner_options())
+
+
+def load_prior(recipe: Recipe, planner: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Give ``planner`` the recipe's prior data (CSV files, earlier campaigns' provenance files).
+
+    Returns the observations added (as the ledger stores them, each with its ``source``) and
+    one record per file (``path``, ``sha256``, ``rows`` read, ``observations`` added).
+    """
+    import hashlib
+
+    from labflow.recipe import load_prior_frame
+
+    added: list[dict[str, Any]] = []
+    sources: list[dict[str, Any]] = []
+    for i, (path, outside) in enumerate(recipe.prior_paths()):
+        frame = load_prior_frame(path, recipe)
+        frame = frame.copy()
+        if "uid" not in frame.columns:
+            frame["uid"] = [f"prior-{i}-{j}" for j in range(len(frame))]
+        before = planner.n_observations
+        n = planner.observe_prior(frame, outside=outside)
+        for o in planner.observations[before:]:
+            added.append({"uid": o.uid, "params": dict(o.params), "outcomes": dict(o.outcomes), "status": o.status.value,
+                          "reason": o.reason, "sample_fault": o.sample_fault, "source": path.name})
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        sources.append({"path": str(path), "sha256": digest, "rows": int(len(frame)), "observations": int(n)})
+    return added, sources
+
+
+def _prior_frame(prior: list[dict[str, Any]]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame([{**o["params"], **o["outcomes"], "uid": o["uid"], "status": o["status"], "reason": o.get("reason", ""),
+                          "sample_fault": int(bool(o.get("sample_fault"))), "source": o.get("source", "")} for o in prior])
 
 
 def resume_campaign(
@@ -212,8 +277,9 @@ def resume_campaign(
                                hint=f"inspect it with: labflow inspect {cdir.provenance_path}")
         recipe = recipe_from_header(history.header)
         kind = executor or history.header.get("executor") or recipe.spec.execution.executor
-        space, objectives = recipe.space, recipe.objectives
-        planner = make_planner(recipe.spec.planner.kind, space, objectives, seed=recipe.seed, **recipe.spec.planner.options)
+        objectives = recipe.objectives
+        planner = build_planner(recipe)
+        space = planner.space
         restore_planner(planner, history)
         ledger = Ledger(cdir.ledger_path, quarantine=cdir.quarantine)
         # A crash leaves in-flight experiments with no 'interrupted' record: add it now.
@@ -226,6 +292,8 @@ def resume_campaign(
         ledger.append({"k": "resumed", "pid": os.getpid(), "finished": len(history.finished), "in_flight": len(history.in_flight()),
                        "t": _dt.datetime.now().astimezone().isoformat(timespec="seconds")})
         writer, report = rebuild_provenance(cdir, history, space=space, objectives=objectives)
+        if history.header.get("prior_sources"):
+            writer.record_prior(_prior_frame(history.header.get("prior") or []), history.header["prior_sources"])
         journal = CampaignJournal(cdir, ledger, writer)
         outcome = _drive(recipe, journal, planner, kind, time_scale=time_scale, listeners=listeners, history=history,
                          failure_budget=failure_budget, suspenders=suspenders, handle_signals=handle_signals, stop_grace=stop_grace)
@@ -244,10 +312,13 @@ def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *,
     suspenders = list(suspenders)
     try:
         lab = recipe.lab_config.build(seed=recipe.seed, time_scale=0.0 if kind == "virtual" else time_scale)
-        space, objectives = recipe.space, recipe.objectives
+        space, objectives = recipe.space, recipe.objectives  # the design space: a fidelity is a route, not a device setting
+        routes = _routes(recipe, lab)
+        used = {s for stations in routes.values() for s in stations}
         runners = [
             StationRunner(st, space, objectives, subscribers=[journal], timeout=execution.timeout_s, suspenders=suspenders)
             for st in lab.stations
+            if not routes or st.name in used
         ]
         md = {
             "campaign": recipe.name,
@@ -273,6 +344,10 @@ def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *,
                 failure_budget=failure_budget,
                 handle_signals=handle_signals,
                 stop_grace=stop_grace,
+                sample_fault_patterns=recipe.sample_fault_patterns,
+                routes=routes or None,
+                route_parameter=recipe.fidelity_parameter,
+                costs=recipe.fidelity_costs(),
             )
 
         utilization = None
@@ -316,6 +391,16 @@ def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *,
                 lab.close()
 
 
+def _routes(recipe: Recipe, lab: Any) -> dict[str, list[str]]:
+    """Fidelity -> the lab's stations that measure at it (empty without fidelities)."""
+    out = {}
+    resolve = getattr(lab, "resolve_stations", None)
+    for name, stations in recipe.fidelity_stations().items():
+        names = resolve(stations) if resolve is not None and stations else list(stations)
+        out[name] = names or [s.name for s in lab.stations]
+    return out
+
+
 def _end(journal: CampaignJournal, campaign: Campaign, kind: str, ex: Any, utilization: float | None, *, complete: bool, reason: str = "") -> None:
     state = campaign.state
     best = campaign.planner.best()
@@ -329,7 +414,9 @@ def _end(journal: CampaignJournal, campaign: Campaign, kind: str, ex: Any, utili
             "makespan_s": ex.now() if ex is not None else None,
             "utilization": utilization,
             "best_uid": best.uid if best else None,
-            "hypervolume": None,
+            "hypervolume": state.hypervolume if state.hypervolume == state.hypervolume else None,  # NaN: one objective
+            "sample_faults": state.sample_faults,
+            "cost": dict(state.cost) or None,
             "interrupted": state.interrupted,
             "repeated": state.repeated,
             "abandoned": state.abandoned,

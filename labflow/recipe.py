@@ -1,8 +1,11 @@
 """Campaign recipes: YAML files validated by one schema into a frozen, hashed ``Recipe``.
 
-A recipe says what to vary (parameters with units and bounds), what to measure
-(objectives with directions), how to plan (planner settings), where to run (a lab
-config from ``configs/``), and how long and how robustly (budget, seed, retries,
+A recipe says what to vary (parameters with units and bounds, and linear or sum-to-total
+constraints on them), what to measure (objectives with directions and thresholds), how to
+plan (planner settings, batch size), where to run (a lab config from ``configs/``; with
+``fidelities``, which stations measure at which fidelity and at what cost), what is known
+already (``prior_data``: a CSV file or an earlier campaign's provenance file), which failures
+are the sample's fault (``failures``), and how long and how robustly (budget, seed, retries,
 timeouts). Loading never runs code (safe YAML only, with size and alias caps) and
 reports every problem at once as ``path.to.field: message``.
 """
@@ -23,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from labflow.errors import Problem, RecipeError, SpaceError, UnitError
 from labflow.objectives import Objective
-from labflow.space import Categorical, Integer, Real, Space
+from labflow.space import Categorical, Constraint, Integer, LinearConstraint, Real, Space, SumConstraint
 from labflow.units import convert, parse_quantity, parse_unit, ureg
 
 MAX_RECIPE_BYTES = 1 << 20  # 1 MiB
@@ -238,7 +241,7 @@ class ObjectiveSpec(_Model):
 class PlannerSpec(_Model):
     """Which planner proposes experiments, and its settings."""
 
-    kind: Literal["bayesian", "random", "sobol", "lhs", "grid", "ofat"] = "bayesian"
+    kind: Literal["bayesian", "multifidelity", "random", "sobol", "lhs", "grid", "ofat"] = "bayesian"
     batch: int = Field(1, ge=1, description="candidates proposed per round (q)")
     options: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the planner class")
 
@@ -273,6 +276,88 @@ class ExecutionSpec(_Model):
         return convert(self.retry_delay, "s")
 
 
+class LinearConstraintSpec(_Model):
+    """``sum(coefficient * parameter) <op> rhs`` over real parameters, each in its declared unit.
+
+    ``rhs`` is a number in the parameters' unit, or a quantity ("250 degC" is not allowed:
+    offset units do not add; "2 h"), converted to it when the terms share a unit.
+    """
+
+    type: Literal["linear"] = "linear"
+    terms: dict[str, float] = Field(min_length=1, description="parameter name -> coefficient")
+    op: Literal["<=", ">=", "=="] = "<="
+    rhs: QuantityText = 0
+
+    _v_rhs = field_validator("rhs")(_check_quantity)
+
+
+class SumConstraintSpec(_Model):
+    """The named parameters add up to ``total``: a composition (fractions to 1, percentages to 100).
+
+    ``total`` without a unit is in the parameters' unit; with one ("100 percent") it is converted.
+    """
+
+    type: Literal["sum"] = "sum"
+    parameters: list[str] = Field(min_length=2, description="the parts of the composition")
+    total: QuantityText = 1
+
+    _v_total = field_validator("total")(_check_quantity)
+
+
+def _constraint_type(v: Any) -> str:
+    if isinstance(v, Mapping):
+        return v.get("type") or ("sum" if "parameters" in v else "linear")
+    return getattr(v, "type", "linear")
+
+
+ConstraintSpec = Annotated[
+    Union[Annotated[LinearConstraintSpec, Tag("linear")], Annotated[SumConstraintSpec, Tag("sum")]],
+    Discriminator(
+        _constraint_type,
+        custom_error_type="constraint_type",
+        custom_error_message="unknown constraint type; expected 'linear' (terms, op, rhs) or 'sum' (parameters, total)",
+    ),
+]
+
+
+class FidelitySpec(_Model):
+    """One way to measure the objectives: where (stations or station sets of the lab) and at what cost."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+    cost: QuantityText = Field(description="cost of one experiment: a number or a quantity ('10 min'); the same unit for all")
+    stations: list[str] | None = Field(None, description="stations or station sets that measure at this fidelity (default: all)")
+
+    _v_cost = field_validator("cost")(_check_quantity)
+
+
+class PriorDataSpec(_Model):
+    """Measurements made before the campaign: a CSV file, or an earlier campaign's provenance file (.h5)."""
+
+    path: str = Field(description="relative to the recipe")
+    outside: Literal["error", "skip"] = Field("skip", description="rows outside the space: skip them, or refuse the file")
+
+
+class FailuresSpec(_Model):
+    """Which failures are the sample's fault (it did not form, it cracked): the planner learns to avoid them.
+
+    A device may say so itself (an exception with ``sample_fault = True``, e.g.
+    :class:`labflow.sim.devices.SampleFault`); ``sample_faults`` adds regular expressions
+    matched against the failure reason. Every other failure is the instrument's.
+    """
+
+    sample_faults: list[str] = Field(default_factory=list, description="regular expressions matched against failure reasons")
+
+    @field_validator("sample_faults")
+    @classmethod
+    def _compiles(cls, v: list[str]) -> list[str]:
+        for pattern in v:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+        return v
+
+
 class RecipeSpec(_Model):
     """The whole recipe as written in YAML."""
 
@@ -285,6 +370,12 @@ class RecipeSpec(_Model):
     budget: int = Field(ge=1, le=100_000, description="number of experiments to run")
     seed: int = Field(0, ge=0)
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
+    constraints: list[ConstraintSpec] = Field(default_factory=list, description="linear and sum-to-total constraints on real parameters")
+    fidelities: list[FidelitySpec] = Field(default_factory=list, description="fidelities: stations and cost of each (two or more: planner kind multifidelity)")
+    prior_data: list[Union[str, PriorDataSpec]] = Field(
+        default_factory=list, description="earlier measurements to start from: CSV files or provenance files (.h5), relative to the recipe"
+    )
+    failures: FailuresSpec = Field(default_factory=FailuresSpec)
 
     @field_validator("name")
     @classmethod
@@ -303,6 +394,160 @@ class RecipeSpec(_Model):
         if dupes:
             raise ValueError(f"names used more than once among parameters and objectives: {dupes}")
         return self
+
+    @property
+    def fidelity_parameter(self) -> str | None:
+        """The name of the column that says which fidelity to run (two or more fidelities), else None."""
+        if len(self.fidelities) < 2:
+            return None
+        return str(self.planner.options.get("fidelity_parameter", "fidelity"))
+
+
+def _has_unit(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    m = _NUMBER_PREFIX.match(value)
+    return bool(m and m.group(1).strip()) or not m
+
+
+def _is_offset(unit: str) -> bool:
+    try:
+        return convert(0.0, "K" if ureg.get_dimensionality(parse_unit(unit)) == ureg.get_dimensionality("K") else unit, from_unit=unit) != 0.0
+    except UnitError:
+        return False
+
+
+def build_constraints(spec: RecipeSpec) -> tuple[list[Constraint], list[Problem]]:
+    """The recipe's constraints as :class:`~labflow.space.LinearConstraint` / :class:`~labflow.space.SumConstraint`
+    on the parameters' declared units, and every problem found (``constraints.<i>...: message``).
+
+    A right-hand side (or total) without a unit is in the parameters' declared units, as written.
+    With a unit, each term is converted to the first term's unit (multiplicative units only: an
+    offset unit such as degC cannot be added) and the right-hand side with it.
+    """
+    params = {p.name: p for p in spec.parameters}
+    out: list[Constraint] = []
+    problems: list[Problem] = []
+    for i, c in enumerate(spec.constraints):
+        where = f"constraints.{i}"
+        linear = isinstance(c, LinearConstraintSpec)
+        names = list(c.terms) if linear else list(c.parameters)
+        field = "terms" if linear else "parameters"
+        bad = False
+        if not linear and len(set(names)) != len(names):
+            problems.append(Problem(f"{where}.parameters", f"a parameter is named twice: {names}"))
+            bad = True
+        for n in names:
+            p = params.get(n)
+            if p is None:
+                problems.append(Problem(f"{where}.{field}", f"no parameter {n!r}; the parameters are {list(params)}"))
+                bad = True
+            elif not isinstance(p, RealSpec):
+                problems.append(Problem(f"{where}.{field}", f"{n} is {p.type}; constraints apply to real parameters"))
+                bad = True
+            elif p.log:
+                problems.append(Problem(f"{where}.{field}", f"{n} is on a log scale; constraints apply to linear-scale parameters"))
+                bad = True
+        if linear and all(v == 0 for v in c.terms.values()):
+            problems.append(Problem(f"{where}.terms", "every coefficient is zero"))
+            bad = True
+        if bad:
+            continue
+        value = c.rhs if linear else c.total
+        vfield = "rhs" if linear else "total"
+        coef = {n: float(c.terms[n]) if linear else 1.0 for n in names}
+        units = {n: params[n].resolved_unit() for n in names}
+        if _has_unit(value):
+            target = units[names[0]]
+            offset = [n for n in names if _is_offset(units[n])]
+            if offset:
+                problems.append(Problem(f"{where}.{vfield}", f"{offset} are in an offset unit ({units[offset[0]]}), which cannot be added; "
+                                        f"give {vfield} as a plain number in their unit, or the parameters in kelvin"))
+                continue
+            try:
+                rhs = convert(value, target)
+                factors = {n: convert(1.0, target, from_unit=units[n]) for n in names}
+            except UnitError as exc:
+                problems.append(Problem(f"{where}.{vfield}", exc.message))
+                continue
+            coef = {n: coef[n] * factors[n] for n in names}
+        else:
+            rhs = float(convert(value, ""))
+        op = c.op if linear else "=="
+        try:
+            if not linear and all(abs(v - 1.0) < 1e-12 for v in coef.values()):
+                con: Constraint = SumConstraint(tuple(names), rhs)
+            else:
+                con = LinearConstraint(coef, op, rhs)
+        except SpaceError as exc:
+            problems.append(Problem(where, exc.message))
+            continue
+        # satisfiable within the bounds on its own? (jointly: checked when the space is built)
+        lo = hi = 0.0
+        for n, a in coef.items():
+            p = params[n].to_parameter()
+            lo += min(a * p.low, a * p.high)
+            hi += max(a * p.low, a * p.high)
+        tol = 1e-9 * max(1.0, abs(hi - lo), abs(rhs))
+        ok = {"<=": lo <= rhs + tol, ">=": hi >= rhs - tol, "==": lo - tol <= rhs <= hi + tol}[op]
+        if not ok:
+            problems.append(Problem(f"{where}.{vfield}", f"cannot be met within the parameters' bounds: {con.describe()}, "
+                                    f"but the left-hand side ranges over [{lo:g}, {hi:g}]"))
+            continue
+        out.append(con)
+    return out, problems
+
+
+def _semantic_problems(spec: RecipeSpec) -> list[Problem]:
+    """What the schema cannot see: constraints that name the wrong parameters or cannot be met,
+    fidelities that do not fit the planner."""
+    _, problems = build_constraints(spec)
+    names = [p.name for p in spec.parameters] + [o.name for o in spec.objectives]
+    fids = spec.fidelities
+    if fids:
+        fnames = [f.name for f in fids]
+        dupes = sorted({n for n in fnames if fnames.count(n) > 1})
+        if dupes:
+            problems.append(Problem("fidelities", f"fidelity names used more than once: {dupes}"))
+        problems.extend(_cost_problems(fids))
+        if len(fids) >= 2:
+            if spec.planner.kind != "multifidelity":
+                problems.append(Problem("planner.kind", f"{len(fids)} fidelities need kind 'multifidelity' (got {spec.planner.kind!r}); "
+                                        "or keep one fidelity"))
+            for i, f in enumerate(fids):
+                if not f.stations:
+                    problems.append(Problem(f"fidelities.{i}.stations", "required with several fidelities: which stations measure at this fidelity"))
+            if "fidelities" in spec.planner.options:
+                problems.append(Problem("planner.options.fidelities", "give the fidelities at the top level of the recipe (fidelities:), not here"))
+            fp = spec.fidelity_parameter
+            if fp in names:
+                problems.append(Problem("planner.options.fidelity_parameter", f"{fp!r} is already a parameter or objective; "
+                                        "name the fidelity column otherwise (planner.options.fidelity_parameter)"))
+            target = spec.planner.options.get("target")
+            if target is not None and target not in fnames:
+                problems.append(Problem("planner.options.target", f"{target!r} is not one of the fidelities {fnames}"))
+    elif spec.planner.kind == "multifidelity":
+        problems.append(Problem("fidelities", "the multifidelity planner needs two or more fidelities, each with its stations and cost"))
+    return problems
+
+
+def _cost_problems(fids: list[FidelitySpec]) -> list[Problem]:
+    unit = next((_cost_unit_text(f.cost) for f in fids if _has_unit(f.cost)), "")
+    problems = []
+    for i, f in enumerate(fids):
+        try:
+            v = convert(f.cost, unit) if _has_unit(f.cost) else float(convert(f.cost, ""))
+        except UnitError as exc:
+            problems.append(Problem(f"fidelities.{i}.cost", f"{exc.message} (every cost must be in one unit: {unit or 'plain numbers'})"))
+            continue
+        if not (math.isfinite(v) and v > 0):
+            problems.append(Problem(f"fidelities.{i}.cost", f"a cost must be a positive number, got {f.cost!r}"))
+    return problems
+
+
+def _cost_unit_text(value: Any) -> str:
+    m = _NUMBER_PREFIX.match(value) if isinstance(value, str) else None
+    return m.group(1).strip() if m else ""
 
 
 def _bound(value: Any, unit: str, which: str) -> float:
@@ -345,7 +590,48 @@ class Recipe:
 
     @cached_property
     def space(self) -> Space:
-        return Space([p.to_parameter() for p in self.spec.parameters])
+        """The parameters to vary, with the recipe's constraints (without the fidelity column)."""
+        constraints, problems = build_constraints(self.spec)
+        if problems:
+            raise RecipeError("invalid constraints", problems=problems)
+        return Space([p.to_parameter() for p in self.spec.parameters], constraints)
+
+    @property
+    def fidelity_parameter(self) -> str | None:
+        """The column that says which fidelity to run (two or more fidelities), else None."""
+        return self.spec.fidelity_parameter
+
+    @property
+    def cost_unit(self) -> str:
+        """The unit of the fidelities' costs ("" for plain numbers)."""
+        return next((_cost_unit_text(f.cost) for f in self.spec.fidelities if _has_unit(f.cost)), "")
+
+    def fidelity_costs(self) -> dict[str, float]:
+        """Fidelity name -> cost of one experiment, in :attr:`cost_unit` (empty without fidelities)."""
+        unit = self.cost_unit
+        return {f.name: (convert(f.cost, unit) if _has_unit(f.cost) else float(convert(f.cost, ""))) for f in self.spec.fidelities}
+
+    def fidelity_stations(self) -> dict[str, list[str]]:
+        """Fidelity name -> the stations or station sets named for it (empty list: every station)."""
+        return {f.name: list(f.stations or []) for f in self.spec.fidelities}
+
+    def planner_options(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`labflow.planners.make_planner`: the recipe's options, plus the
+        fidelities for the multi-fidelity planner."""
+        options = dict(self.spec.planner.options)
+        if self.fidelity_parameter is not None:
+            options["fidelities"] = [{"name": n, "cost": c} for n, c in self.fidelity_costs().items()]
+        return options
+
+    def prior_paths(self) -> list[tuple[Path, str]]:
+        """``(path, outside)`` of each prior-data file, resolved relative to the recipe."""
+        base = self.source.parent if self.source is not None else Path.cwd()
+        items = [PriorDataSpec(path=d) if isinstance(d, str) else d for d in self.spec.prior_data]
+        return [((base / d.path).resolve(), d.outside) for d in items]
+
+    @property
+    def sample_fault_patterns(self) -> list[str]:
+        return list(self.spec.failures.sample_faults)
 
     @cached_property
     def objectives(self) -> list[Objective]:
@@ -371,7 +657,7 @@ class Recipe:
 def _problems_from(exc: ValidationError) -> list[Problem]:
     out = []
     for err in exc.errors():
-        loc = [str(x) for x in err["loc"] if not (isinstance(x, str) and x in ("real", "integer", "categorical"))]
+        loc = [str(x) for x in err["loc"] if not (isinstance(x, str) and x in ("real", "integer", "categorical", "linear", "sum"))]
         path = ".".join(loc)
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
@@ -390,9 +676,13 @@ def _validate_spec(data: Any, source: str) -> RecipeSpec:
     if not isinstance(data, Mapping):
         raise RecipeError(f"recipe {source}: expected a mapping of fields at the top level, got {type(data).__name__}", source=source)
     try:
-        return RecipeSpec.model_validate(dict(data))
+        spec = RecipeSpec.model_validate(dict(data))
     except ValidationError as exc:
         raise RecipeError(f"recipe {source} is invalid", problems=_problems_from(exc), source=source) from None
+    problems = _semantic_problems(spec)
+    if problems:
+        raise RecipeError(f"recipe {source} is invalid", problems=problems, source=source)
+    return spec
 
 
 def resolve_lab_path(ref: str, recipe_dir: Path) -> Path:
@@ -433,7 +723,10 @@ def load_recipe(path: str | Path, *, check_lab: bool = True) -> Recipe:
         recipe.space  # noqa: B018 - builds and checks the space
         recipe.objectives  # noqa: B018
     except (SpaceError, UnitError) as exc:
-        problems.append(Problem("parameters", exc.message))
+        where = "constraints" if spec.constraints and "feasible" in exc.message else "parameters"
+        problems.append(Problem(where, exc.message))
+    if not problems:
+        problems.extend(check_prior_data(recipe))
     if lab_config is not None and check_lab and not problems:
         problems.extend(check_against_lab(recipe, lab_config))
     if problems:
@@ -482,6 +775,7 @@ def check_against_lab(recipe: Recipe, lab_config: Any) -> list[Problem]:
             problems.append(Problem(f"{where}.low", f"{p.low:g} {p.unit} is below the device limit {lim.low:g} {lim.unit}"))
         if hi > lim.high + tol:
             problems.append(Problem(f"{where}.high", f"{p.high:g} {p.unit} is above the device limit {lim.high:g} {lim.unit}"))
+    problems.extend(_check_fidelity_stations(recipe, lab_config))
     for i, o in enumerate(recipe.objectives):
         out = outputs.get(o.name)
         if out is None:
@@ -491,6 +785,92 @@ def check_against_lab(recipe: Recipe, lab_config: Any) -> list[Problem]:
             convert(1.0, out.unit, from_unit=o.unit)
         except UnitError:
             problems.append(Problem(f"objectives.{i}.unit", f"{o.unit!r} does not convert to the instrument's unit {out.unit!r}"))
+    return problems
+
+
+def _check_fidelity_stations(recipe: Recipe, lab_config: Any) -> list[Problem]:
+    """Every station a fidelity names exists, and no station serves two fidelities."""
+    if not recipe.spec.fidelities or not any(f.stations for f in recipe.spec.fidelities):
+        return []
+    from labflow.lab import lab_station_groups
+
+    try:
+        groups = lab_station_groups(lab_config)
+    except Exception as exc:  # noqa: BLE001 - a lab that cannot be built here cannot be checked
+        return [Problem("fidelities", f"cannot list the lab's stations: {exc}")]
+    problems, owner = [], {}
+    for i, f in enumerate(recipe.spec.fidelities):
+        for name in f.stations or []:
+            if name not in groups:
+                problems.append(Problem(f"fidelities.{i}.stations", f"the lab has no station or station set {name!r}; it has {sorted(groups)}"))
+                continue
+            for st in groups[name]:
+                if owner.get(st, f.name) != f.name:
+                    problems.append(Problem(f"fidelities.{i}.stations", f"station {st} already measures at fidelity {owner[st]!r}"))
+                owner[st] = f.name
+    return problems
+
+
+def load_prior_frame(path: Path, recipe: Recipe) -> Any:
+    """The observations in a prior-data file as a DataFrame the planner's ``observe_prior`` reads.
+
+    A CSV file is read as it is (parameter and objective columns; optional ``status``,
+    ``reason``, ``sample_fault``, ``uid``). A provenance file (.h5) gives its experiments, with
+    their status, reason and sample-fault flag. With several fidelities, rows without a fidelity
+    column are taken as measured at the target fidelity (the most expensive unless
+    ``planner.options.target`` says otherwise).
+    """
+    import pandas as pd
+
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        from labflow.store.provenance import read_campaign
+
+        rec = read_campaign(path)
+        frame = rec.experiments.copy()
+        keep = [c for c in frame.columns if c in set(recipe.space.names) | {o.name for o in recipe.objectives}
+                | {"status", "reason", "sample_fault", "uid", recipe.fidelity_parameter}]
+        frame = frame[keep]
+        if "sample_fault" in frame.columns:
+            frame["sample_fault"] = frame["sample_fault"].astype(int) > 0
+    else:
+        frame = pd.read_csv(path)
+    fp = recipe.fidelity_parameter
+    if fp is not None and fp not in frame.columns:
+        costs = recipe.fidelity_costs()
+        frame[fp] = recipe.spec.planner.options.get("target") or max(costs, key=costs.get)
+    return frame
+
+
+def check_prior_data(recipe: Recipe) -> list[Problem]:
+    """Each prior-data file exists and reads as observations of this recipe's space and objectives."""
+    problems: list[Problem] = []
+    if not recipe.spec.prior_data:
+        return problems
+    from labflow.errors import LabflowError
+    from labflow.planners.baselines import RandomPlanner
+
+    space = recipe.space
+    if recipe.fidelity_parameter is not None:
+        space = Space([*space.parameters, Categorical(recipe.fidelity_parameter, tuple(recipe.fidelity_costs()))], space.constraints)
+    for i, (path, outside) in enumerate(recipe.prior_paths()):
+        where = f"prior_data.{i}.path"
+        if not path.is_file():
+            problems.append(Problem(where, f"{path} does not exist"))
+            continue
+        if path.suffix.lower() not in (".csv", ".h5", ".hdf5"):
+            problems.append(Problem(where, f"expected a .csv file or a provenance file (.h5), got {path.name!r}"))
+            continue
+        try:
+            frame = load_prior_frame(path, recipe)
+            n = RandomPlanner(space, recipe.objectives).observe_prior(frame, outside=outside)
+        except LabflowError as exc:
+            problems.append(Problem(where, f"{path.name}: {exc.message}"))
+            continue
+        except Exception as exc:  # noqa: BLE001 - unreadable file: say so, do not crash validation
+            problems.append(Problem(where, f"{path.name}: cannot read it: {type(exc).__name__}: {exc}"))
+            continue
+        if n == 0:
+            problems.append(Problem(where, f"{path.name}: no row lies in the recipe's space"))
     return problems
 
 

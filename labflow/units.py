@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import tokenize
 from typing import Any
 
 import pint
@@ -38,7 +39,7 @@ def _parse_unit_cached(text: str | None) -> pint.Unit:
         return ureg.dimensionless
     try:
         return ureg.Unit(str(text).strip())
-    except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, ValueError, TypeError, AttributeError) as exc:
+    except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, ValueError, TypeError, AttributeError, SyntaxError, tokenize.TokenError) as exc:
         raise UnitError(f"unknown unit {text!r}", hint="use a pint unit such as 'degC', 'min', 'mL/min', 'percent'") from exc
 
 
@@ -72,7 +73,7 @@ def parse_quantity(value: Any, default_unit: str | pint.Unit | None = None) -> p
             return Quantity(float(m.group(1)), u)
         try:
             q = ureg.Quantity(text)
-        except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, ValueError, TypeError, AttributeError, AssertionError) as exc:
+        except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, ValueError, TypeError, AttributeError, AssertionError, SyntaxError, tokenize.TokenError) as exc:
             raise UnitError(f"cannot read {value!r} as a quantity", hint="write a number and a unit, e.g. '150 degC' or '30 min'") from exc
         if not isinstance(q, pint.Quantity):
             return Quantity(float(q), unit)

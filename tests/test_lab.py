@@ -71,7 +71,9 @@ def test_a_config_with_several_bad_fields_lists_every_problem(tmp_path):
     paths = {p.path for p in err.problems}
     assert paths == {"stations", "landscape.name", "durations.set", "durations.measure", "time_scale", "failure_rate", "colour"}
     by_path = {p.path: p.message for p in err.problems}
-    assert by_path["landscape.name"] == "unknown landscape 'foo'; expected one of ['branin', 'hartmann6', 'materials']"
+    assert by_path["landscape.name"] == (
+        "unknown landscape 'foo'; expected one of ['branin', 'hartmann6', 'materials', 'materials_mf', 'perovskite', 'thin_film']"
+    )
     assert by_path["durations.measure"].startswith("unknown unit 'minn'")
     assert "[length]" in by_path["durations.set"] and "[time]" in by_path["durations.set"]
     assert by_path["colour"] == "unknown field"

@@ -7,6 +7,7 @@ ordinary ophyd devices of the roles in :mod:`labflow.devices`.
 from labflow.sim.base import Input, Landscape, Output
 from labflow.sim.devices import (
     DurationModel,
+    SampleFault,
     SampleHandoff,
     SimInstrument,
     SimSample,
@@ -14,7 +15,16 @@ from labflow.sim.devices import (
     make_sim_instrument,
     make_sim_station,
 )
-from labflow.sim.landscapes import LANDSCAPES, Branin, Hartmann6, MaterialsLandscape, make_landscape
+from labflow.sim.landscapes import (
+    LANDSCAPES,
+    Branin,
+    Hartmann6,
+    MaterialsLandscape,
+    MultiFidelityMaterialsLandscape,
+    PerovskiteLandscape,
+    ThinFilmLandscape,
+    make_landscape,
+)
 
 __all__ = [
     "LANDSCAPES",
@@ -24,11 +34,15 @@ __all__ = [
     "Input",
     "Landscape",
     "MaterialsLandscape",
+    "MultiFidelityMaterialsLandscape",
     "Output",
+    "PerovskiteLandscape",
+    "SampleFault",
     "SampleHandoff",
     "SimInstrument",
     "SimSample",
     "SimSynthesisStation",
+    "ThinFilmLandscape",
     "make_landscape",
     "make_sim_instrument",
     "make_sim_station",

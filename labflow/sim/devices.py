@@ -15,6 +15,17 @@ simulated to wall-clock time: 0 = instant (tests, CI; every Status is done when 
 1 = real time, 0.001 = a thousand times faster. :meth:`SimSynthesisStation.expected_duration`
 answers the simulated duration of an experiment without sleeping (for virtual-time executors).
 
+Sample faults
+-------------
+When the landscape says a sample is bad (``landscape.sample_fault(values)`` returns a
+reason: the film did not form, it cracked), the instrument fails the measurement with
+:class:`SampleFault` instead of reading it. The campaign tells the two kinds of failure apart
+by the exception, not by its text: any exception with a true ``sample_fault`` attribute (as
+:class:`SampleFault` has) is the sample's fault and teaches the planner where samples fail; any
+other (a timeout, a disconnect, "simulated instrument fault") is the instrument's and teaches
+it nothing. Drivers of real instruments can raise :class:`SampleFault` (or set the attribute on
+their own exception) when they detect a bad sample.
+
 Randomness: the instrument draws from its own generator, seeded by ``seed``, one failure
 draw and one noise draw per output for every measurement (even with ``failure_rate=0`` or
 ``noise_std=0``), so a seed gives the same readings whatever the other settings.
@@ -44,6 +55,7 @@ from labflow.units import convert
 
 __all__ = [
     "DurationModel",
+    "SampleFault",
     "SampleHandoff",
     "SimInstrument",
     "SimSample",
@@ -51,6 +63,16 @@ __all__ = [
     "make_sim_instrument",
     "make_sim_station",
 ]
+
+
+class SampleFault(DeviceError):
+    """The sample itself failed (it did not form, the film cracked): not the instrument's fault.
+
+    ``sample_fault = True`` is what the campaign looks for (on any exception in the chain), so
+    a driver may also mark an exception of its own that way.
+    """
+
+    sample_fault = True
 
 
 def _seconds(value: Any, what: str) -> float:
@@ -199,6 +221,8 @@ class SimInstrument(CharacterizationInstrument):
     failure_rate:
         Probability in [0, 1] that a measurement fails with a ``DeviceError``
         ("simulated instrument fault").
+
+    A sample the landscape judges bad (``landscape.sample_fault``) fails with :class:`SampleFault`.
     durations, time_scale, timeout:
         As for :class:`SimSynthesisStation`.
     """
@@ -257,6 +281,10 @@ class SimInstrument(CharacterizationInstrument):
                 f"{self.name}: simulated instrument fault while measuring sample {sample.uid}",
                 hint=f"failure_rate={self.failure_rate:g} injects faults on purpose; set it to 0 to disable them",
             )
+        judge = getattr(self.landscape, "sample_fault", None)
+        why = judge(sample.params) if judge is not None else None
+        if why:
+            raise SampleFault(f"{self.name}: sample {sample.uid}: {why}", hint="a property of the sample, not of the instrument")
         clean = self.landscape.evaluate(sample.params)
         return {n: float(clean[n]) + noise[n] for n in self.output_names}
 

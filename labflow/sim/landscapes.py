@@ -1,9 +1,22 @@
-"""Landscapes for the simulated lab: two analytic benchmarks and a synthetic materials model.
+"""Landscapes for the simulated lab: two analytic benchmarks and synthetic materials models.
 
 * :class:`Branin` -- 2 inputs, 3 global minima of 0.397887 (a classic BO benchmark);
 * :class:`Hartmann6` -- 6 inputs in the unit cube, global minimum -3.32237;
 * :class:`MaterialsLandscape` -- a plausible synthesis response: yield of a product phase
-  made at a temperature, for a time, with a dopant fraction (explained in its docstring).
+  made at a temperature, for a time, with a dopant fraction (explained in its docstring);
+* :class:`PerovskiteLandscape` -- a mixed-cation perovskite film: three A-site fractions that
+  sum to 1, a categorical solvent whose best composition differs, an anneal temperature, and
+  regions where the film does not form (sample faults);
+* :class:`ThinFilmLandscape` -- a transparent conductor: conductivity against transparency
+  (two objectives), with an integer number of layers, a categorical atmosphere, and cracking;
+* :class:`MultiFidelityMaterialsLandscape` -- the materials model as the expensive experiment,
+  or (``fidelity="simulation"``) a biased kinetic simulation of it: a cheap, correlated fidelity.
+
+Sample faults. A landscape may define ``sample_fault(values) -> str | None``: the reason a
+sample made with ``values`` is bad (it did not form, it cracked), or None. The simulated
+instrument then fails the measurement with :class:`labflow.sim.devices.SampleFault`, which the
+campaign records as ``sample_fault=True`` (the planner learns from it), unlike an instrument
+fault.
 
 ``LANDSCAPES`` maps a config name to its class; :func:`make_landscape` builds one by name.
 All evaluate plain numbers in each input's *device* unit (``Input.unit``).
@@ -21,7 +34,16 @@ from scipy.optimize import minimize
 from labflow.errors import RecipeError
 from labflow.sim.base import Input, Landscape, Output
 
-__all__ = ["LANDSCAPES", "Branin", "Hartmann6", "MaterialsLandscape", "make_landscape"]
+__all__ = [
+    "LANDSCAPES",
+    "Branin",
+    "Hartmann6",
+    "MaterialsLandscape",
+    "MultiFidelityMaterialsLandscape",
+    "PerovskiteLandscape",
+    "ThinFilmLandscape",
+    "make_landscape",
+]
 
 
 def _values(landscape: Landscape, values: Mapping[str, Any]) -> list[float]:
@@ -258,10 +280,281 @@ class MaterialsLandscape(Landscape):
         return dict(self._optimum[0])
 
 
+class PerovskiteLandscape(Landscape):
+    r"""Power-conversion efficiency of a mixed-cation lead-iodide perovskite film (maximize).
+
+    Inputs (device units): the A-site fractions ``cs_fraction``, ``ma_fraction`` and
+    ``fa_fraction`` (caesium, methylammonium, formamidinium; dimensionless, each 0..1, meant
+    to sum to 1: the station mixes stock solutions in these proportions, so a composition that
+    does not sum to 1 is normalized), the ``solvent`` (``DMF``, ``DMSO`` or ``GBL``) and the
+    ``anneal_temperature`` [K] in 333.15..473.15 (60..200 degC). Output: ``efficiency`` [%].
+
+    **Structure.** Whether the black perovskite phase forms is governed by Goldschmidt's
+    tolerance factor, taken as the composition-weighted mean of the pure compounds'
+    (:math:`t_\mathrm{Cs} = 0.81`, :math:`t_\mathrm{MA} = 0.912`, :math:`t_\mathrm{FA} = 0.987`):
+    :math:`t = \sum_i x_i t_i`. Below :math:`t_\mathrm{min}` (0.875; 0.885 from GBL, which
+    crystallizes fast) the film turns into the yellow non-perovskite phase: **a sample fault**,
+    "the film did not form". A second fault: methylammonium above 30 % annealed above
+    170 degC decomposes ("film decomposed").
+
+    **Efficiency.** Each solvent has its own best tolerance factor and anneal temperature
+    (its coordination and boiling point shift the crystallization), and its own ceiling:
+
+    ========  ==========  ===========  =========
+    solvent   ceiling     best t       best T
+    ========  ==========  ===========  =========
+    DMF       17 %        0.945        100 degC
+    DMSO      20 %        0.965        130 degC
+    GBL       15 %        0.930        150 degC
+    ========  ==========  ===========  =========
+
+    .. math::
+
+        \eta = E_s\, e^{-\frac12 ((t - t_s)/0.025)^2}\, e^{-\frac12 ((T - T_s)/25\,\mathrm{K})^2}\,
+               \big(1 + 0.2\, e^{-\frac12 ((x_\mathrm{Cs} - 0.08)/0.05)^2}\big)
+
+    the last factor being the stabilizing effect of a little caesium ("triple cation"). The
+    optimum, about 24 %, is DMSO at 130 degC with about 8 % Cs, 11 % MA and 81 % FA; the best
+    composition for DMF or GBL is a different one, so the solvent and the composition must be
+    searched together.
+    """
+
+    name = "perovskite"
+    FRACTIONS = ("cs_fraction", "ma_fraction", "fa_fraction")
+    TOLERANCE = {"cs_fraction": 0.81, "ma_fraction": 0.912, "fa_fraction": 0.987}
+    SOLVENTS = {  # ceiling [%], best tolerance factor, best anneal temperature [K], t_min
+        "DMF": (17.0, 0.945, 373.15, 0.875),
+        "DMSO": (20.0, 0.965, 403.15, 0.875),
+        "GBL": (15.0, 0.930, 423.15, 0.885),
+    }
+    inputs = (
+        Input("cs_fraction", 0.0, 1.0, ""),
+        Input("ma_fraction", 0.0, 1.0, ""),
+        Input("fa_fraction", 0.0, 1.0, ""),
+        Input("solvent", choices=("DMF", "DMSO", "GBL")),
+        Input("anneal_temperature", 333.15, 473.15, "K"),
+    )
+    outputs = (Output("efficiency", "percent", "maximize"),)
+
+    def __init__(self, *, t_width: float = 0.025, temperature_width: float = 25.0, cs_bonus: float = 0.2) -> None:
+        """``t_width``: width of the tolerance-factor optimum; ``temperature_width`` [K]; ``cs_bonus``: the caesium gain."""
+        if min(t_width, temperature_width) <= 0 or cs_bonus < 0:
+            raise ValueError("perovskite landscape: widths must be > 0 and cs_bonus >= 0")
+        self.t_width = float(t_width)
+        self.temperature_width = float(temperature_width)
+        self.cs_bonus = float(cs_bonus)
+        self._optimum: tuple[dict[str, Any], float] | None = None
+
+    def composition(self, values: Mapping[str, Any]) -> dict[str, float]:
+        """The fractions normalized to sum to 1 (what the station actually mixes)."""
+        raw = {k: max(float(values[k]), 0.0) for k in self.FRACTIONS}
+        total = sum(raw.values())
+        if total <= 0:
+            return {k: 1.0 / 3 for k in self.FRACTIONS}
+        return {k: v / total for k, v in raw.items()}
+
+    def tolerance_factor(self, values: Mapping[str, Any]) -> float:
+        x = self.composition(values)
+        return float(sum(x[k] * self.TOLERANCE[k] for k in self.FRACTIONS))
+
+    def sample_fault(self, values: Mapping[str, Any]) -> str | None:
+        """Why a film made with ``values`` is no good, or None."""
+        solvent = str(values["solvent"])
+        t = self.tolerance_factor(values)
+        t_min = self.SOLVENTS[solvent][3]
+        if sum(max(float(values[k]), 0.0) for k in self.FRACTIONS) <= 0:
+            return "film did not form: no precursor"
+        if t < t_min:
+            return f"film did not form the perovskite phase (tolerance factor {t:.3f} < {t_min} from {solvent}: yellow delta phase)"
+        x = self.composition(values)
+        T = float(values["anneal_temperature"])
+        if x["ma_fraction"] > 0.3 and T > 443.15:
+            return f"film decomposed: {x['ma_fraction']:.0%} methylammonium annealed at {T - 273.15:.0f} degC"
+        return None
+
+    def evaluate(self, values: Mapping[str, Any]) -> dict[str, float]:
+        missing = [i.name for i in self.inputs if i.name not in values]
+        if missing:
+            raise KeyError(f"{self.name}: missing inputs {missing}")
+        ceiling, t_best, T_best, _ = self.SOLVENTS[str(values["solvent"])]
+        x = self.composition(values)
+        t = self.tolerance_factor(values)
+        T = float(values["anneal_temperature"])
+        eta = (
+            ceiling
+            * math.exp(-0.5 * ((t - t_best) / self.t_width) ** 2)
+            * math.exp(-0.5 * ((T - T_best) / self.temperature_width) ** 2)
+            * (1 + self.cs_bonus * math.exp(-0.5 * ((x["cs_fraction"] - 0.08) / 0.05) ** 2))
+        )
+        return {"efficiency": float(eta)}
+
+    def optimum_inputs(self) -> dict[str, Any]:
+        if self._optimum is None:
+            self._optimum = self._find_optimum()
+        return dict(self._optimum[0])
+
+    def optimum(self) -> dict[str, float]:
+        if self._optimum is None:
+            self._optimum = self._find_optimum()
+        return {"efficiency": self._optimum[1]}
+
+    def _find_optimum(self) -> tuple[dict[str, Any], float]:
+        """A grid over the simplex (1 % steps) for each solvent, the temperature at each solvent's best
+        (the factors separate), then the best point polished by Nelder-Mead on the simplex."""
+        best: tuple[dict[str, Any], float] = ({}, -math.inf)
+        steps = np.linspace(0.0, 1.0, 101)
+        for solvent, (_, _, T_best, _) in self.SOLVENTS.items():
+            for cs in steps:
+                for ma in steps[steps <= 1 - cs + 1e-12]:
+                    p = {"cs_fraction": cs, "ma_fraction": ma, "fa_fraction": max(1 - cs - ma, 0.0), "solvent": solvent,
+                         "anneal_temperature": T_best}
+                    if self.sample_fault(p) is not None:
+                        continue
+                    y = self.evaluate(p)["efficiency"]
+                    if y > best[1]:
+                        best = (p, y)
+        p0 = best[0]
+
+        def neg(u: np.ndarray) -> float:
+            cs, ma = float(np.clip(u[0], 0, 1)), float(np.clip(u[1], 0, 1))
+            if cs + ma > 1:
+                return 0.0
+            q = {**p0, "cs_fraction": cs, "ma_fraction": ma, "fa_fraction": 1 - cs - ma}
+            return 0.0 if self.sample_fault(q) else -self.evaluate(q)["efficiency"]
+
+        res = minimize(neg, np.array([p0["cs_fraction"], p0["ma_fraction"]]), method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-9})
+        if -res.fun > best[1]:
+            cs, ma = float(res.x[0]), float(res.x[1])
+            best = ({**p0, "cs_fraction": cs, "ma_fraction": ma, "fa_fraction": 1 - cs - ma}, float(-res.fun))
+        point = {k: (float(v) if not isinstance(v, str) else v) for k, v in best[0].items()}
+        return point, float(best[1])
+
+
+class ThinFilmLandscape(Landscape):
+    r"""A sol-gel transparent conducting oxide film: conductivity against transparency (maximize both).
+
+    Inputs (device units): ``dopant_fraction`` (0..0.15), ``anneal_temperature`` [K] in
+    473.15..873.15 (200..600 degC), ``layers`` (integer 1..12, each spin-coated layer 50 nm
+    thick) and ``atmosphere`` of the anneal (``air``, ``argon``, ``forming_gas``). Outputs:
+    ``conductivity`` [S/cm] and ``transparency`` [%] (mean visible transmittance).
+
+    **Carriers.** Dopants are activated above about 400 degC,
+    :math:`a(T) = 1/(1 + e^{-(T - 673\,\mathrm{K})/40\,\mathrm{K}})`, and a reducing anneal adds
+    oxygen vacancies: :math:`n = 10^{21} x\, a(T)\, g + 10^{19}` cm\ :sup:`-3` with
+    :math:`g` = 0.6 (air), 1.0 (argon), 1.6 (forming gas).
+
+    **Mobility.** Ionized-impurity scattering lowers it with :math:`n`, crystallinity
+    :math:`c(T) = 1/(1 + e^{-(T - 573\,\mathrm{K})/50\,\mathrm{K}})` raises it, and thin films
+    have small grains: :math:`\mu = 40\, c(T)\, (1 - 0.6\, e^{-L/3}) / (1 + n / 5\cdot10^{20})`
+    cm\ :sup:`2`/Vs. Conductivity :math:`\sigma = q\, n\, \mu`.
+
+    **Transparency.** Beer-Lambert over the thickness :math:`d = 50\,\mathrm{nm}\cdot L`, with
+    free-carrier absorption :math:`10^{-17} n` cm\ :sup:`-1`, a background that a reducing
+    anneal raises (500, 1000, 3000 cm\ :sup:`-1`) and scattering by poorly crystallized film
+    :math:`4000 (1 - c)`: :math:`\tau = 92\,\% \cdot e^{-\alpha d}`.
+
+    So more dopant, more layers and a reducing anneal raise the conductivity and lower the
+    transparency: a Pareto front, not an optimum. **Sample fault**: a thick film annealed hot
+    cracks on cooling (thermal-expansion mismatch), when :math:`d\,(T - 473\,\mathrm{K}) >
+    1.6\cdot10^{5}` nm K (e.g. more than 400 nm at 600 degC).
+
+    Thresholds worth having (the recipe's reference point): 100 S/cm and 70 %.
+    """
+
+    name = "thin_film"
+    ATMOSPHERES = {"air": (0.6, 500.0), "argon": (1.0, 1000.0), "forming_gas": (1.6, 3000.0)}
+    inputs = (
+        Input("dopant_fraction", 0.0, 0.15, ""),
+        Input("anneal_temperature", 473.15, 873.15, "K"),
+        Input("layers", 1, 12, "", integer=True),
+        Input("atmosphere", choices=("air", "argon", "forming_gas")),
+    )
+    outputs = (Output("conductivity", "S/cm", "maximize"), Output("transparency", "percent", "maximize"))
+    LAYER_NM = 50.0
+
+    def __init__(self, *, crack_limit: float = 1.6e5) -> None:
+        """``crack_limit`` [nm K]: thickness times cooling range beyond which films crack."""
+        if crack_limit <= 0:
+            raise ValueError("thin_film landscape: crack_limit must be > 0")
+        self.crack_limit = float(crack_limit)
+
+    def sample_fault(self, values: Mapping[str, Any]) -> str | None:
+        d = self.LAYER_NM * float(values["layers"])
+        T = float(values["anneal_temperature"])
+        if d * (T - 473.15) > self.crack_limit:
+            return f"film cracked on cooling ({d:.0f} nm annealed at {T - 273.15:.0f} degC)"
+        return None
+
+    def evaluate(self, values: Mapping[str, Any]) -> dict[str, float]:
+        missing = [i.name for i in self.inputs if i.name not in values]
+        if missing:
+            raise KeyError(f"{self.name}: missing inputs {missing}")
+        x = float(values["dopant_fraction"])
+        T = float(values["anneal_temperature"])
+        L = float(values["layers"])
+        gain, background = self.ATMOSPHERES[str(values["atmosphere"])]
+        activation = 1.0 / (1.0 + math.exp(-(T - 673.15) / 40.0))
+        crystal = 1.0 / (1.0 + math.exp(-(T - 573.15) / 50.0))
+        n = 1e21 * x * activation * gain + 1e19  # cm^-3
+        mobility = 40.0 * crystal * (1 - 0.6 * math.exp(-L / 3.0)) / (1 + n / 5e20)  # cm^2/(V s)
+        sigma = 1.602176634e-19 * n * mobility  # S/cm
+        d_cm = self.LAYER_NM * L * 1e-7
+        alpha = 1e-17 * n + background + 4000.0 * (1 - crystal)  # 1/cm
+        tau = 92.0 * math.exp(-alpha * d_cm)
+        return {"conductivity": float(sigma), "transparency": float(tau)}
+
+
+class MultiFidelityMaterialsLandscape(MaterialsLandscape):
+    r"""The materials landscape at two fidelities: the experiment, or a cheap kinetic simulation of it.
+
+    ``fidelity="experiment"`` (default) is :class:`MaterialsLandscape` itself.
+    ``fidelity="simulation"`` is the same kinetic model run with textbook constants, which
+    miss what the lab knows only from experiments: the dopant's shift of the crystallization
+    threshold is ignored (``t_shift = 0``), decomposition is underestimated by
+    ``decomposition_bias`` (0.6 times the rate) and the crystallization threshold sits
+    ``threshold_bias`` (15 K) low; a smooth systematic error of up to ``wiggle`` (3 %) is
+    added. The two correlate strongly (their optima lie about 15 K and a few minutes apart) but
+    the simulation's best point is not the experiment's: a campaign must confirm by experiment.
+    """
+
+    name = "materials_mf"
+
+    def __init__(
+        self,
+        *,
+        fidelity: str = "experiment",
+        decomposition_bias: float = 0.6,
+        threshold_bias: float = 15.0,
+        wiggle: float = 3.0,
+        **kwargs: Any,
+    ) -> None:
+        if fidelity not in ("experiment", "simulation"):
+            raise ValueError(f"fidelity must be 'experiment' or 'simulation', got {fidelity!r}")
+        self.fidelity = fidelity
+        self.decomposition_bias = float(decomposition_bias)
+        self.threshold_bias = float(threshold_bias)
+        self.wiggle = float(wiggle)
+        super().__init__(**kwargs)
+        if fidelity == "simulation":
+            self.k_decomp_ref *= self.decomposition_bias
+            self.t_crystallize -= self.threshold_bias
+            self.t_shift = 0.0
+
+    def response(self, T: np.ndarray, t: np.ndarray, x: np.ndarray) -> np.ndarray:
+        y = super().response(T, t, x)
+        if self.fidelity == "simulation" and self.wiggle:
+            T, x = np.asarray(T, float), np.asarray(x, float)
+            y = y + self.wiggle * np.sin((T - 323.15) / 60.0) * np.cos(3.0 * x)
+        return np.clip(y, 0.0, 100.0)
+
+
 LANDSCAPES: dict[str, type[Landscape]] = {
     "branin": Branin,
     "hartmann6": Hartmann6,
     "materials": MaterialsLandscape,
+    "perovskite": PerovskiteLandscape,
+    "thin_film": ThinFilmLandscape,
+    "materials_mf": MultiFidelityMaterialsLandscape,
 }
 
 

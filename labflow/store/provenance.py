@@ -28,6 +28,25 @@ are kept verbatim (``raw``, strict JSON), so NaN, infinities and non-numeric val
 Extra columns: ``raw``, ``repeated`` (1 when a crash or stop interrupted an earlier attempt),
 ``abandoned`` (1 when the candidate failed twice for the same reason); ``/interrupted`` lists
 attempts cut short by a crash or a stop.
+
+Materials campaigns (``docs/decisions/0004-recipes-for-real-campaigns.md``), all additive:
+
+* ``/experiments`` also has ``sample_fault`` (1 when the sample failed, not the instrument),
+  ``cost`` (the experiment's fidelity cost; attr ``units``; NaN without fidelities),
+  ``hypervolume`` (several objectives: of the campaign's completed experiments so far, against
+  the thresholds or else the planner's reference point at the time), and, with several
+  fidelities, the fidelity column (``fidelity`` by default) among the parameters;
+* ``/suggestions`` also has ``fallback`` (1 when any candidate came from a space-filling
+  fallback) and ``decision`` (the planner's ``last_decision`` as JSON: generator, reason,
+  acquisition values, model summary, fit time);
+* ``/prior`` (when the recipe has ``prior_data``): the observations the planner started from,
+  one row each (``uid``, ``status``, ``reason``, ``sample_fault``, parameters, objectives,
+  ``source``), attr ``sources`` (path, sha256, rows of each file). They are not experiments
+  of this campaign and are in no other table;
+* ``/pareto`` (written with the summary): ``front`` (the non-dominated completed experiments'
+  uids), ``hypervolume_trace`` (after each experiment, against the final reference point),
+  attrs ``hypervolume``, ``reference_point`` (JSON) and ``reference`` ("thresholds" or
+  "inferred").
 """
 
 from __future__ import annotations
@@ -233,6 +252,9 @@ class ProvenanceWriter:
             "repeated": (np.int32, None),
             "abandoned": (np.int32, None),
             "raw": (STR, None),
+            "sample_fault": (np.int32, None),
+            "cost": (np.float64, _cost_unit(recipe or {})),
+            "hypervolume": (np.float64, None),
         }
         for p in space.parameters:
             if isinstance(p, Categorical):
@@ -244,6 +266,7 @@ class ProvenanceWriter:
         for o in self.objectives:
             columns[o.name] = (np.float64, o.unit)
         self._experiments = _Table(exp, columns)
+        self._value_columns = {k: columns[k] for k in [*space.names, *(o.name for o in self.objectives)]}
 
         sug = f.create_group("suggestions")
         sug.attrs["NX_class"] = "NXcollection"
@@ -258,6 +281,8 @@ class ProvenanceWriter:
                 "state_hash": (STR, None),
                 "state": (STR, None),
                 "latency": (np.float64, "s"),
+                "fallback": (np.int32, None),
+                "decision": (STR, None),
             },
         )
         intr = f.create_group("interrupted")
@@ -329,6 +354,8 @@ class ProvenanceWriter:
                     "state_hash": state_hash,
                     "state": _json(state),
                     "latency": latency,
+                    "fallback": int(generator == "fallback" or (state or {}).get("last_decision", {}).get("generator") == "fallback"),
+                    "decision": _json((state or {}).get("last_decision", {})),
                 }
             )
             self._f.flush()
@@ -395,12 +422,57 @@ class ProvenanceWriter:
             sg.create_dataset("time", data=np.array([ev["time"] for ev in events], dtype=float)).attrs["units"] = "s"
 
     @_guard_disk
+    def record_prior(self, frame: pd.DataFrame, sources: Sequence[Mapping[str, Any]]) -> None:
+        """Store the observations the planner was given before the first suggestion (``/prior``).
+
+        ``frame``: one row per observation (parameter and objective columns in declared units,
+        optional ``uid``, ``status``, ``reason``, ``sample_fault``, ``source``); ``sources``:
+        where they came from (e.g. ``{"path", "sha256", "rows"}``). Written once.
+        """
+        with self._lock:
+            if "prior" in self._f:
+                del self._f["prior"]
+            g = self._f.create_group("prior")
+            g.attrs["NX_class"] = "NXcollection"
+            g.attrs["sources"] = _json(list(sources))
+            columns: dict[str, tuple[Any, str | None]] = {
+                "uid": (STR, None), "status": (STR, None), "reason": (STR, None), "sample_fault": (np.int32, None), "source": (STR, None),
+            }
+            columns.update(self._value_columns)
+            table = _Table(g, columns)
+            for row in frame.to_dict("records"):
+                row = dict(row)
+                row.setdefault("status", "completed")
+                sf = row.get("sample_fault", 0)
+                row["sample_fault"] = int(bool(sf)) if not (isinstance(sf, float) and math.isnan(sf)) else 0
+                table.append(row)
+            self._f.flush()
+
+    @_guard_disk
     def set_summary(self, summary: Mapping[str, Any]) -> None:
-        """Store the campaign's end state (counts, best point, stop reason) as root attributes."""
+        """Store the campaign's end state (counts, best point, stop reason) as root attributes,
+        and the Pareto front and hypervolume of its experiments (``/pareto``)."""
         with self._lock:
             self._f.attrs["summary"] = _json(summary)
             self._f.attrs["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            self._write_pareto()
             self._f.flush()
+
+    def _write_pareto(self) -> None:
+        exp = {name: ds[()] for name, ds in self._f["experiments"].items()}
+        frame = pd.DataFrame(_equal_length({k: ([x.decode() if isinstance(x, bytes) else x for x in v] if v.dtype.kind in "OS" else v)
+                                            for k, v in exp.items()}))
+        recipe = json.loads(_plain(self._f["recipe"].attrs["resolved"]))
+        front = pareto_summary(frame, self.space, self.objectives, recipe)
+        if "pareto" in self._f:
+            del self._f["pareto"]
+        g = self._f.create_group("pareto")
+        g.attrs["NX_class"] = "NXcollection"
+        g.create_dataset("front", data=[r["uid"] for r in front["front"]], dtype=STR)
+        g.create_dataset("hypervolume_trace", data=np.asarray(front["trace"], dtype=float))
+        g.attrs["hypervolume"] = np.nan if front["hypervolume"] is None else float(front["hypervolume"])
+        g.attrs["reference_point"] = _json(front["reference_point"])
+        g.attrs["reference"] = front["reference"]
 
     def close(self) -> None:
         with self._lock:
@@ -447,6 +519,7 @@ class CampaignRecord:
     suggestions: pd.DataFrame
     units: dict[str, str] = field(default_factory=dict)
     interrupted: pd.DataFrame = field(default_factory=pd.DataFrame)
+    prior: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def completed(self) -> pd.DataFrame:
@@ -456,9 +529,42 @@ class CampaignRecord:
     def failed(self) -> pd.DataFrame:
         return self.experiments[self.experiments["status"].isin(["failed", "invalid"])]
 
+    @property
+    def fidelity_parameter(self) -> str | None:
+        """The fidelity column of a multi-fidelity campaign (None otherwise)."""
+        return _fidelity_parameter(self.recipe)
+
+    @property
+    def target_fidelity(self) -> str | None:
+        return _target_fidelity(self.recipe)
+
+    def pareto(self) -> dict[str, Any]:
+        """The Pareto front of the completed experiments (at the target fidelity), its hypervolume,
+        the reference point and the hypervolume after each experiment; see :func:`pareto_summary`."""
+        return pareto_summary(self.experiments, self.space, self.objectives, self.recipe)
+
+    def cost(self) -> dict[str, float] | None:
+        """Total cost per fidelity (and ``total``), in the recipe's cost unit; None without costs."""
+        if "cost" not in self.experiments or not np.isfinite(self.experiments["cost"].to_numpy(dtype=float)).any():
+            return None
+        exp = self.experiments
+        fp = self.fidelity_parameter
+        if fp is not None and fp in exp:
+            keys = exp[fp].astype(str)
+        else:
+            names = [f.get("name") for f in self.recipe.get("fidelities", [])]
+            keys = pd.Series([names[0] if len(names) == 1 else "all"] * len(exp), index=exp.index)
+        costs = exp["cost"].astype(float)
+        out = {str(k): float(v) for k, v in costs.groupby(keys).sum().items()}
+        out["total"] = float(np.nansum(costs))
+        return out
+
     def best(self) -> dict[str, Any] | None:
-        """The best completed experiment by the first objective, as {name: {"value", "unit"}}."""
+        """The best completed experiment by the first objective (at the target fidelity), as {name: {"value", "unit"}}."""
         done = self.completed
+        fp, target = self.fidelity_parameter, self.target_fidelity
+        if fp is not None and fp in done and target is not None:
+            done = done[done[fp].astype(str) == target]
         if done.empty:
             return None
         obj = self.objectives[0]
@@ -482,6 +588,22 @@ class CampaignRecord:
             "best": self.best(),
             "recipe": self.recipe,
             "versions": self.versions,
+            **self._materials_summary(),
+        }
+
+    def _materials_summary(self) -> dict[str, Any]:
+        """Pareto front, hypervolume, faults, fallbacks, cost per fidelity, prior observations."""
+        par = self.pareto()
+        exp, sug = self.experiments, self.suggestions
+        return {
+            "pareto_front": par["front"],
+            "hypervolume": par["hypervolume"],
+            "reference_point": par["reference_point"],
+            "sample_faults": int(exp["sample_fault"].astype(int).clip(lower=0).sum()) if "sample_fault" in exp else 0,
+            "fallbacks": int(sug["fallback"].astype(int).clip(lower=0).sum()) if "fallback" in sug else
+            int((sug["generator"] == "fallback").sum()) if "generator" in sug else 0,
+            "cost": self.cost(),
+            "prior_observations": int(len(self.prior)),
         }
 
 
@@ -537,6 +659,13 @@ def read_campaign(path: str | Path) -> CampaignRecord:
             if h5py.check_string_dtype(ds.dtype):
                 data = [x.decode() if isinstance(x, bytes) else x for x in data]
             sug[name] = data
+        prior = {}
+        if "prior" in f:
+            for name, ds in f["prior"].items():
+                data = ds[()]
+                if h5py.check_string_dtype(ds.dtype):
+                    data = [x.decode() if isinstance(x, bytes) else x for x in data]
+                prior[name] = data
         intr = {}
         if "interrupted" in f:
             for name, ds in f["interrupted"].items():
@@ -547,6 +676,7 @@ def read_campaign(path: str | Path) -> CampaignRecord:
         return CampaignRecord(
             path=p,
             interrupted=pd.DataFrame(_equal_length(intr)),
+            prior=pd.DataFrame(_equal_length(prior)),
             attrs=attrs,
             recipe_text=_plain(f["recipe"][()]),
             recipe=json.loads(_plain(f["recipe"].attrs["resolved"])),
@@ -558,3 +688,99 @@ def read_campaign(path: str | Path) -> CampaignRecord:
             suggestions=pd.DataFrame(_equal_length(sug)),
             units=units,
         )
+
+
+# -- several objectives, fidelities ----------------------------------------------------------
+def _cost_unit(recipe: Mapping[str, Any]) -> str:
+    """The unit of the recipe's fidelity costs ("" for plain numbers)."""
+    import re
+
+    for f in recipe.get("fidelities", []) or []:
+        cost = f.get("cost")
+        if isinstance(cost, str):
+            m = re.match(r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*(.*)$", cost)
+            if m and m.group(1).strip():
+                return m.group(1).strip()
+    return ""
+
+
+def _fidelity_parameter(recipe: Mapping[str, Any]) -> str | None:
+    fids = recipe.get("fidelities", []) or []
+    if len(fids) < 2:
+        return None
+    return str((recipe.get("planner", {}).get("options") or {}).get("fidelity_parameter", "fidelity"))
+
+
+def _target_fidelity(recipe: Mapping[str, Any]) -> str | None:
+    if _fidelity_parameter(recipe) is None:
+        return None
+    target = (recipe.get("planner", {}).get("options") or {}).get("target")
+    if target:
+        return str(target)
+    from labflow.units import convert
+
+    fids = recipe["fidelities"]
+    unit = _cost_unit(recipe)
+
+    def cost(f: Mapping[str, Any]) -> float:
+        c = f.get("cost")
+        return convert(c, unit) if isinstance(c, str) and unit else float(convert(c, ""))
+
+    return str(max(fids, key=cost)["name"])
+
+
+def pareto_summary(experiments: pd.DataFrame, space: Space, objectives: Sequence[Objective], recipe: Mapping[str, Any]) -> dict[str, Any]:
+    """The Pareto front of a campaign's completed experiments and its hypervolume.
+
+    Only experiments at the target fidelity count in a multi-fidelity campaign. Returns
+    ``front`` (rows: ``uid``, parameters and objectives in declared units; the best row(s) for
+    one objective), ``hypervolume`` (None for one objective), ``reference_point`` (objective ->
+    value; the thresholds when every objective has one, else inferred from the front: 10 % of
+    its range beyond its worst values), ``reference`` ("thresholds" / "inferred" / "") and
+    ``trace`` (the hypervolume after each experiment in table order, against that reference
+    point; empty for one objective).
+    """
+    from labflow.planners.pareto import hypervolume, infer_reference_point, pareto_mask
+
+    out: dict[str, Any] = {"front": [], "hypervolume": None, "reference_point": None, "reference": "", "trace": []}
+    if experiments.empty or "status" not in experiments:
+        return out
+    names = [o.name for o in objectives]
+    exp = experiments
+    ok = np.array(exp["status"] == "completed", dtype=bool)
+    for n in names:
+        ok &= np.isfinite(exp[n].to_numpy(dtype=float)) if n in exp else False
+    fp, target = _fidelity_parameter(recipe), _target_fidelity(recipe)
+    if fp is not None and fp in exp and target is not None:
+        ok &= (exp[fp].astype(str) == target).to_numpy()
+    done = exp[ok]
+    signs = np.array([o.sign for o in objectives])
+    cols = [c for c in ["uid", *space.names, *names] if c in exp]
+    if done.empty:
+        return out
+    Y = done[names].to_numpy(dtype=float) * signs
+    if len(objectives) == 1:
+        best = Y[:, 0].max()
+        rows = done[Y[:, 0] == best]
+    else:
+        rows = done[pareto_mask(Y)]
+    front = rows[cols].sort_values(names[0], ascending=objectives[0].direction == "minimize", kind="stable")
+    out["front"] = [{k: _plain(v) for k, v in r.items()} for r in front.to_dict("records")]
+    if len(objectives) < 2:
+        return out
+    if all(o.threshold is not None for o in objectives):
+        ref = np.array([o.sign * float(o.threshold) for o in objectives])
+        out["reference"] = "thresholds"
+    else:
+        inferred = infer_reference_point(Y)
+        ref = np.array([inferred[j] if o.threshold is None else o.sign * float(o.threshold) for j, o in enumerate(objectives)])
+        out["reference"] = "inferred"
+    out["reference_point"] = {o.name: float(o.sign * r) for o, r in zip(objectives, ref)}
+    out["hypervolume"] = hypervolume(Y, ref)
+    trace, seen = [], []
+    for i in range(len(exp)):
+        if ok[i]:
+            seen.append(exp[names].iloc[i].to_numpy(dtype=float) * signs)
+        trace.append(hypervolume(np.array(seen), ref) if seen else 0.0)
+    out["trace"] = trace
+    return out

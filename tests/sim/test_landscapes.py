@@ -86,7 +86,7 @@ def test_materials_response_is_finite_everywhere_in_the_device_box():
 
 
 def test_make_landscape_by_name_with_options():
-    assert set(LANDSCAPES) == {"branin", "hartmann6", "materials"}
+    assert set(LANDSCAPES) == {"branin", "hartmann6", "materials", "perovskite", "thin_film", "materials_mf"}
     assert isinstance(make_landscape("branin"), Branin)
     variant = make_landscape("materials", x_peak=0.6)
     assert variant.optimum_inputs()["dopant_fraction"] > 0.45

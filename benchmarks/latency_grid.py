@@ -1,0 +1,70 @@
+"""Suggestion latency of the Bayesian planner against observations n and dimension d.
+
+For each (n, d): a planner is told n observations of a seeded test function on [0, 1]^d, then
+asked for one suggestion (cold: the first fit from default hyperparameters), told one more
+observation and asked again (warm: the fit starts from the previous hyperparameters, as in a
+campaign). Torch and BLAS threads are pinned to the machine's cores.
+
+    .venv/bin/python benchmarks/latency_grid.py [--sizes 10 50 200 1000] [--dims 2 6 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import markdown_table, pin_threads, write_results  # noqa: E402
+
+
+def objective(X: np.ndarray) -> np.ndarray:
+    """A smooth, multimodal test function (a shifted Rastrigin-like bowl), larger is better."""
+    Z = X - 0.37
+    return -(Z**2).sum(axis=1) + 0.1 * np.cos(6 * np.pi * Z).sum(axis=1)
+
+
+def cell(n: int, d: int, seed: int = 0) -> dict:
+    import pandas as pd
+
+    from labflow import Objective, Real, Space
+    from labflow.planners import BayesianPlanner
+
+    space = Space([Real(f"x{i}", 0.0, 1.0) for i in range(d)])
+    planner = BayesianPlanner(space, [Objective("y")], seed=seed, n_initial=2)
+    rng = np.random.default_rng(seed)
+    X = rng.random((n + 1, d))
+    y = objective(X)
+    frame = pd.DataFrame(X, columns=space.names).assign(y=y)
+    planner.observe(frame.iloc[:n])
+    t0 = time.perf_counter()
+    planner.suggest(1)
+    cold = time.perf_counter() - t0
+    planner.observe(frame.iloc[n:])
+    t0 = time.perf_counter()
+    planner.suggest(1)
+    warm = time.perf_counter() - t0
+    return {"n": n, "d": d, "cold_s": cold, "warm_s": warm}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10, 50, 200, 1000])
+    ap.add_argument("--dims", type=int, nargs="+", default=[2, 6, 12])
+    args = ap.parse_args()
+    threads = pin_threads()
+    rows = []
+    for d in args.dims:
+        for n in args.sizes:
+            rows.append(cell(n, d))
+            print(f"d={d} n={n}: cold {rows[-1]['cold_s']:.3f} s, warm {rows[-1]['warm_s']:.3f} s", file=sys.stderr)
+    table = markdown_table(rows, ["d", "n", "cold_s", "warm_s"])
+    cmd = ".venv/bin/python benchmarks/latency_grid.py --sizes " + " ".join(map(str, args.sizes)) + " --dims " + " ".join(map(str, args.dims))
+    write_results("latency_grid", {"threads": threads, "rows": rows}, table, cmd)
+
+
+if __name__ == "__main__":
+    main()
