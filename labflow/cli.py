@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import sys
+
 from pathlib import Path
-from typing import Any, Optional
+
 
 import typer
 from rich.console import Console
@@ -53,36 +53,6 @@ def validate(recipe: Path = typer.Argument(..., help="recipe YAML file")) -> Non
         _fail(exc, EXIT_INVALID)
     console.print(f"[green]ok[/] {recipe}: campaign {r.name!r}, {len(r.space)} parameters, "
                   f"{len(r.objectives)} objective(s), budget {r.budget}, hash {r.hash}", highlight=False)
-
-
-@app.command()
-def run(
-    recipe: Path = typer.Argument(..., help="recipe YAML file"),
-    out: Path = typer.Option(Path("runs"), "--out", help="directory for the provenance file"),
-    budget: Optional[int] = typer.Option(None, "--budget", min=1, help="number of experiments (overrides the recipe)"),
-    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="random seed (overrides the recipe)"),
-    executor: Optional[str] = typer.Option(None, "--executor", help="prefect | local | virtual (overrides the recipe)"),
-    quiet: bool = typer.Option(False, "--quiet", help="no live display"),
-) -> None:
-    """Run a closed-loop campaign and write its provenance file to OUT."""
-    from labflow.launch import run_recipe
-    from labflow.live import LiveDisplay
-    from labflow.recipe import load_recipe
-
-    try:
-        r = load_recipe(recipe)
-        if budget is not None or seed is not None:
-            r = r.replace(**{k: v for k, v in {"budget": budget, "seed": seed}.items() if v is not None})
-        if executor not in (None, "prefect", "local", "virtual"):
-            raise RecipeError("invalid option", problems=[], hint="--executor takes prefect, local or virtual")
-        display = LiveDisplay(r, console=console, enabled=not quiet)
-        with display:
-            outcome = run_recipe(r, out, executor=executor, listeners=[display.update])  # type: ignore[arg-type]
-    except RecipeError as exc:
-        _fail(exc, EXIT_INVALID)
-    except LabflowError as exc:
-        _fail(exc)
-    display.print_summary(outcome)
 
 
 @app.command()

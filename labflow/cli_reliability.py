@@ -19,10 +19,9 @@ EXIT_INTERRUPTED = 3
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``resume`` and replace ``run`` with its crash-safe version."""
+    """Add ``run`` (refusing to start over an unfinished campaign) and ``resume``."""
     from labflow import cli as _cli
 
-    app.registered_commands[:] = [c for c in app.registered_commands if (c.name or c.callback.__name__) != "run"]
 
     @app.command("run")
     def run(
