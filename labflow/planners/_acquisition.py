@@ -6,6 +6,7 @@ Kept apart from the models (``_models.py``) and the planners, as BoTorch keeps
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -92,6 +93,22 @@ class CostWeightedImprovement(AcquisitionFunction):
         return getattr(self.log_ei, "X_pending", None)
 
 
+def unit_bounds(dim: int) -> torch.Tensor:
+    """The ``2 x dim`` bounds of the unit cube that planners optimize over."""
+    return torch.stack([torch.zeros(dim, dtype=torch.float64), torch.ones(dim, dtype=torch.float64)])
+
+
+@contextlib.contextmanager
+def quiet_optimizer():
+    """Silence the warnings acquisition optimization emits routinely (restarts that stop early,
+    jitter added to near-singular covariances); failures still raise."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OptimizationWarning)
+        warnings.simplefilter("ignore", BotorchWarning)
+        warnings.simplefilter("ignore", NumericalWarning)
+        yield
+
+
 def log_prob_feasible(feasibility_model: Any, X: torch.Tensor, floor: float = 1e-6) -> torch.Tensor:
     """``log P(feasible)`` at each point of ``X`` (``batch x q x D`` -> ``batch x q``)."""
     post = feasibility_model.posterior(X)
@@ -143,11 +160,8 @@ def optimize(
 
     Returns (``q x dim`` array, acquisition value of each greedy step).
     """
-    bounds = torch.stack([torch.zeros(dim, dtype=torch.float64), torch.ones(dim, dtype=torch.float64)])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", OptimizationWarning)
-        warnings.simplefilter("ignore", BotorchWarning)
-        warnings.simplefilter("ignore", NumericalWarning)
+    bounds = unit_bounds(dim)
+    with quiet_optimizer():
         X, values = optimize_acqf(
             acq,
             bounds=bounds,

@@ -394,19 +394,10 @@ class BayesianPlanner(Planner):
 
     def _optimize_enumerated(self, acq: Any, n: int, combos: list[dict[int, float]]) -> tuple[np.ndarray, np.ndarray]:
         """One optimization per categorical combination (BoTorch's ``optimize_acqf_mixed``), greedy for a batch."""
-        import warnings
-
-        from botorch.exceptions.warnings import BotorchWarning, OptimizationWarning
         from botorch.optim import optimize_acqf_mixed
 
-        dim = self.space.dim
-        bounds = torch.stack([torch.zeros(dim, dtype=torch.float64), torch.ones(dim, dtype=torch.float64)])
-        from linear_operator.utils.warnings import NumericalWarning
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", OptimizationWarning)
-            warnings.simplefilter("ignore", BotorchWarning)
-            warnings.simplefilter("ignore", NumericalWarning)
+        bounds = acqf.unit_bounds(self.space.dim)
+        with acqf.quiet_optimizer():
             X, values = optimize_acqf_mixed(
                 acq,
                 bounds=bounds,
@@ -417,7 +408,7 @@ class BayesianPlanner(Planner):
                 options={"maxiter": self.maxiter, "batch_limit": self.num_restarts, "init_batch_limit": 1024},
                 retry_on_optimization_warning=False,
             )
-        return X.detach().reshape(n, dim).numpy().astype(float), np.atleast_1d(values.detach().numpy()).astype(float)
+        return X.detach().reshape(n, self.space.dim).numpy().astype(float), np.atleast_1d(values.detach().numpy()).astype(float)
 
     def _optimize_constrained(self, acq: Any, n: int, ineq: list, eq: list) -> tuple[np.ndarray, np.ndarray]:
         """Greedy, one point at a time, from the best of ``raw_samples`` feasible points (the space's own

@@ -206,7 +206,7 @@ class Ledger:
         if new:
             self._write(FILE_MAGIC, 0)
             self._sync()
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
 
     def _write(self, blob: bytes, start: int) -> None:
         try:
@@ -273,7 +273,10 @@ class Ledger:
         return iter(read_records(self.path))
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or create in ``path`` durable. Filesystems that cannot fsync a directory
+    (some network and FUSE mounts) raise OSError here; there the rename is as durable as that
+    filesystem allows, so the error is not fatal."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -296,4 +299,4 @@ def atomic_write(path: str | Path, data: bytes) -> None:
         os.fsync(f.fileno())
     crashpoint("snapshot.before_replace")
     os.replace(tmp, p)
-    _fsync_dir(p.parent)
+    fsync_dir(p.parent)

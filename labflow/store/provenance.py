@@ -70,6 +70,7 @@ import numpy as np
 import pandas as pd
 
 from labflow.errors import DiskFullError, ProvenanceError
+from labflow.store.ledger import fsync_dir
 from labflow.testing.crash import crashpoint
 from labflow.objectives import Objective
 from labflow.space import Categorical, Integer, Space
@@ -318,7 +319,7 @@ class ProvenanceWriter:
             if self._write_path != self.path:
                 crashpoint("hdf5.before_rename")
                 os.replace(self._write_path, self.path)
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent)
                 self._write_path = self.path
 
     @_guard_disk
@@ -488,18 +489,6 @@ class ProvenanceWriter:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # -- reading ------------------------------------------------------------------------------
