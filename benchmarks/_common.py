@@ -37,7 +37,15 @@ def environment() -> dict[str, Any]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                timeout=10).stdout.strip() or None
+    except OSError:
+        commit = None
     return {
+        "commit": commit,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
@@ -65,7 +73,7 @@ def write_results(name: str, payload: dict[str, Any], table: str, command: str) 
     env = payload["environment"]
     md = (
         f"# {name}\n\nCommand: `{command}`\n\n"
-        f"Machine: {env['cpus']} cores, Python {env['python']}, {env['date']}\n\n{table}\n"
+        f"Machine: {env['cpus']} cores, Python {env['python']}, commit {env.get('commit')}, {env['date']}\n\n{table}\n"
     )
     (RESULTS / f"{name}.md").write_text(md)
     print(table)

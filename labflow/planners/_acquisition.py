@@ -177,3 +177,57 @@ def optimize(
             retry_on_optimization_warning=False,
         )
     return X.detach().reshape(q, dim).numpy().astype(float), np.atleast_1d(values.detach().numpy()).astype(float)
+
+
+class LogProbabilityOfGood(AcquisitionFunction):
+    """``log P(f(x) > level)``: how likely a point is to be among the best ``top_fraction`` of the space.
+
+    This is the one-step rule of *active search* (Garnett et al., ICML 2012), whose goal is to
+    collect as many good points as possible rather than one best point: expected-improvement
+    rules value almost nothing below the incumbent, so once the best is found they stop
+    collecting the rest, while this one keeps picking whatever is most likely good. ``level``
+    is the model's own estimate of the top-``top_fraction`` quantile of f (see
+    :func:`top_level`). Pending points are taken as measured at their posterior mean (the
+    "kriging believer"): they keep their neighbourhood's mean and shrink its uncertainty, so a
+    batch spreads over several likely-good places instead of piling onto one.
+    """
+
+    def __init__(self, model: Any, level: float) -> None:
+        super().__init__(model=model)
+        self.base_model = model
+        self.level = float(level)
+        self.X_pending: torch.Tensor | None = None
+
+    def set_X_pending(self, X_pending: torch.Tensor | None = None) -> None:
+        self.X_pending = X_pending
+        if X_pending is None or len(X_pending) == 0:
+            self.model = self.base_model
+            return
+        with torch.no_grad():
+            believed = self.base_model.posterior(X_pending).mean
+        self.model = self.base_model.condition_on_observations(X=X_pending, Y=believed)
+
+    @t_batch_mode_transform(expected_q=1)
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        post = self.model.posterior(X)
+        mean = post.mean[..., 0, 0]
+        sd = post.variance[..., 0, 0].clamp_min(1e-18).sqrt()
+        return torch.special.log_ndtr((mean - self.level) / sd)
+
+
+def top_level(model: Any, X_reference: np.ndarray, top_fraction: float, samples: int = 32) -> float:
+    """The model's estimate of the top-``top_fraction`` quantile of f over ``X_reference``.
+
+    Each of ``samples`` draws of f at the reference points (from the posterior marginals, under
+    the caller's seeded torch RNG) gives its own quantile; their mean is the level. Posterior
+    means alone would shrink towards the average away from the data and so set the bar too low;
+    the draws keep the spread the model believes in. Marginal draws cost one posterior call,
+    where joint draws would need a Cholesky factor of every reference point (and jitter for the
+    near-duplicates that pools contain); they give the same level on average.
+    """
+    with torch.no_grad():
+        post = model.posterior(tensor(X_reference))
+        mean = post.mean[..., 0]
+        sd = post.variance[..., 0].clamp_min(0.0).sqrt()
+        draws = mean + sd * torch.randn(samples, len(mean), dtype=mean.dtype)
+        return float(torch.quantile(draws, 1.0 - top_fraction, dim=-1).mean())

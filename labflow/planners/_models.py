@@ -39,6 +39,35 @@ DTYPE = torch.float64
 FIT_MAXITER = 300
 """L-BFGS-B iterations at most per GP fit (converged fits here take well under 100)."""
 
+KERNELS = {"rbf": "RBF", "matern52": "Matern-5/2"}
+"""Kernels a planner may name: both with one length scale per input column and BoTorch's
+dimension-scaled log-normal length-scale prior (Hvarfner et al. 2024), as ``SingleTaskGP`` builds them."""
+
+
+def _rank_normal(Y: np.ndarray) -> np.ndarray:
+    """Each column replaced by the normal scores of its ranks (ties share their mean rank)."""
+    from scipy.stats import norm, rankdata
+
+    n = len(Y)
+    return np.column_stack([norm.ppf((rankdata(Y[:, j]) - 0.5) / n) for j in range(Y.shape[1])]) if n else Y
+
+
+def _signed_log(Y: np.ndarray) -> np.ndarray:
+    """``log(1 + (y - min))`` per column, after scaling each column to unit spread (compresses heavy upper tails)."""
+    if not len(Y):
+        return Y
+    spread = np.where(np.ptp(Y, axis=0) > 0, np.ptp(Y, axis=0), 1.0)
+    return np.log1p((Y - Y.min(axis=0)) / spread * 10.0)
+
+
+OUTCOME_WARPS = {
+    "standardize": lambda Y: Y,
+    "rank": _rank_normal,
+    "log": _signed_log,
+}
+"""Monotone warps of the (larger-is-better) objective values before the GP sees them; the GP then
+standardizes. A monotone warp keeps which points are better, so pool choices stay meaningful."""
+
 Hyperparameters = dict[str, list]
 """A model's raw hyperparameters by name, as nested lists of floats (JSON-serializable, exact)."""
 
@@ -92,6 +121,7 @@ def fit_gp(
     warm_start: Mapping[str, Any] | None = None,
     fit: bool = True,
     model_cls: type = SingleTaskGP,
+    kernel: str = "rbf",
     **model_kwargs: Any,
 ) -> SingleTaskGP:
     """Build a GP on ``X`` (``n x D`` in the unit cube) and ``Y`` (``n x m``, larger is better) and fit it.
@@ -101,6 +131,10 @@ def fit_gp(
     Raises ``botorch.exceptions.ModelFittingError`` (or a linear-algebra error) when fitting fails.
     """
     train_X, train_Y = tensor(X), tensor(Y)
+    if kernel != "rbf" and "covar_module" not in model_kwargs:
+        from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
+
+        model_kwargs["covar_module"] = get_covar_module_with_dim_scaled_prior(train_X.shape[-1], use_rbf_kernel=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InputDataWarning)
         model = model_cls(train_X, train_Y, outcome_transform=Standardize(m=train_Y.shape[-1]), **model_kwargs)

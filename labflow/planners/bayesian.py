@@ -87,7 +87,10 @@ class BayesianPlanner(Planner):
     refit_every:
         Fit the hyperparameters only every ``refit_every``-th time new data arrive; in between,
         the GPs take the new data with the last hyperparameters (no optimization at all).
-        1 (default) refits every time; 5 to 10 suits long benchmark sweeps.
+        1 (default) refits every time; 5 to 10 suits long benchmark sweeps. ``"auto"``: refit
+        every time up to ``AUTO_REFIT_UNTIL`` observations, then whenever the data have grown by
+        ``AUTO_REFIT_GROWTH`` (10 %) since the last fit: late hyperparameters barely move, so the
+        cost of fitting stops growing with the campaign.
     feasibility:
         Learn from sample faults (``Observation.sample_fault``) and steer away from them.
     mixed, max_enumerate:
@@ -119,11 +122,17 @@ class BayesianPlanner(Planner):
         maxiter: int = 200,
         min_distance: float = 1e-3,
         warm_start: bool = True,
-        refit_every: int = 1,
+        refit_every: int | str = 1,
         feasibility: bool = True,
         ref_point: Mapping[str, float] | None = None,
         mixed: str = "auto",
         max_enumerate: int = 8,
+        acquisition: str = "qlognei",
+        beta: float = 2.0,
+        top_fraction: float = 0.05,
+        initial_design: str = "sobol",
+        outcome_transform: str = "standardize",
+        kernel: str = "rbf",
     ) -> None:
         super().__init__(space, objectives, seed)
         self.n_initial = max(1, int(n_initial)) if n_initial is not None else max(4, len(space) + 1)
@@ -133,13 +142,28 @@ class BayesianPlanner(Planner):
         self.maxiter = int(maxiter)
         self.min_distance = float(min_distance)
         self.warm_start = bool(warm_start)
-        self.refit_every = max(1, int(refit_every))
+        if refit_every == "auto":
+            self.refit_every: int | str = "auto"
+        elif isinstance(refit_every, (int, float)) and not isinstance(refit_every, bool) and refit_every >= 1:
+            self.refit_every = int(refit_every)
+        else:
+            raise ValueError(f"refit_every must be a whole number >= 1 or 'auto', got {refit_every!r}")
         self.feasibility = bool(feasibility)
         self.ref_point = dict(ref_point) if ref_point is not None else None
         if mixed not in ("auto", "relax", "enumerate"):
             raise ValueError(f"mixed must be 'auto', 'relax' or 'enumerate', got {mixed!r}")
         self.mixed = mixed
         self.max_enumerate = int(max_enumerate)
+        self.acquisition = _choice("acquisition", acquisition, ACQUISITIONS)
+        self.beta = float(beta)
+        if not self.beta >= 0:
+            raise ValueError(f"beta must be a non-negative number, got {beta!r}")
+        self.top_fraction = float(top_fraction)
+        if not 0 < self.top_fraction < 1:
+            raise ValueError(f"top_fraction must be between 0 and 1, got {top_fraction!r}")
+        self.initial_design = _choice("initial_design", initial_design, INITIAL_DESIGNS)
+        self.outcome_transform = _choice("outcome_transform", outcome_transform, tuple(models.OUTCOME_WARPS))
+        self.kernel = _choice("kernel", kernel, tuple(models.KERNELS))
         if self.ref_point is not None:
             missing = [o.name for o in self.objectives if o.name not in self.ref_point]
             if missing:
@@ -153,6 +177,7 @@ class BayesianPlanner(Planner):
         self._hyper_init: dict[str, models.Hyperparameters] = {}
         self._fit_key: int | None = None
         self._since_refit = 0
+        self._refit_n = 0  # observations the hyperparameters were last fitted on
         self._models: dict[str, Any] | None = None
         self.last_decision: dict[str, Any] = {}
         self._decision: dict[str, Any] = {}
@@ -160,12 +185,19 @@ class BayesianPlanner(Planner):
     # -- configuration and state ----------------------------------------------------
     @property
     def acquisition_name(self) -> str:
-        return "qLogNEI" if len(self.objectives) == 1 else "qLogNEHVI"
+        if len(self.objectives) > 1:
+            return "qLogNEHVI"
+        return {"qlognei": "qLogNEI", "ucb": "qUCB", "ts": "Thompson", "pgood": "LogPGood"}[self.acquisition]
 
     def settings(self) -> dict[str, Any]:
         return {
-            "model": "SingleTaskGP(RBF-ARD, Standardize)",
+            "model": f"SingleTaskGP({models.KERNELS[self.kernel]}-ARD, {self.outcome_transform})",
             "acquisition": self.acquisition_name,
+            "beta": self.beta,
+            "top_fraction": self.top_fraction,
+            "initial_design": self.initial_design,
+            "outcome_transform": self.outcome_transform,
+            "kernel": self.kernel,
             "n_initial": self.n_initial,
             "num_restarts": self.num_restarts,
             "raw_samples": self.raw_samples,
@@ -187,6 +219,7 @@ class BayesianPlanner(Planner):
             "hyper_init": self._hyper_init,
             "fit_key": self._fit_key,
             "since_refit": self._since_refit,
+            "refit_n": self._refit_n,
         }
         return state
 
@@ -197,6 +230,7 @@ class BayesianPlanner(Planner):
         self._hyper_init = {k: v for k, v in (m.get("hyper_init") or {}).items()}
         self._fit_key = m.get("fit_key")
         self._since_refit = int(m.get("since_refit", 0))
+        self._refit_n = int(m.get("refit_n", 0))
         self._models = None
         self.__dict__.pop("_sobol_cache", None)  # drawn from the seed, which may have changed
 
@@ -214,8 +248,14 @@ class BayesianPlanner(Planner):
         try:
             fitted = self._fit()
             acq = self._acquisition(fitted, X_pending)
-            with models.seeded(self.seed, self._asked, _SALT_OPT):
-                X, values = self._optimize(acq, n)
+            if self.acquisition == "ts" and len(self.objectives) == 1:
+                # Thompson sampling without a pool: the draws are made over fresh space-filling points
+                raw = self._space_filling_pool(max(self.raw_samples, 4 * n), _SALT_OPT)
+                picks, ts_values = self._thompson_picks(fitted, raw, np.arange(len(raw)), n)
+                X, values = raw[picks], np.asarray(ts_values)
+            else:
+                with models.seeded(self.seed, self._asked, _SALT_OPT):
+                    X, values = self._optimize(acq, n)
             if not np.all(np.isfinite(X)) or not np.all(np.isfinite(values)):
                 raise FloatingPointError(f"acquisition optimum is not finite (values {values.tolist()})")
             X = self._clean(X, X_avoid, acq)
@@ -234,30 +274,102 @@ class BayesianPlanner(Planner):
                 hint="the pool is exhausted: end the campaign or add choices",
             )
         if self._in_initial_design(len(X_pending)):
-            targets = self._sobol(self._asked, n)
-            return self._decided(_nearest_free(targets, X_choices, free), "sobol", "initial design", started)
+            picks = self._pool_initial_design(n, X_choices, free, X_pending)
+            return self._decided(X_choices[picks], self.initial_design, "initial design", started)
         try:
             fitted = self._fit()
-            acq = self._acquisition(fitted, X_pending)
-            picks, values = [], []
-            free = free.copy()
-            candidates = np.flatnonzero(free)
-            for _ in range(n):
-                s = acqf.score(acq, self._model_input(X_choices[candidates]))
-                if not np.any(np.isfinite(s)) or np.any(np.isnan(s)):
-                    raise FloatingPointError("the acquisition is NaN or -inf over the whole pool")
-                best = int(np.argmax(np.where(np.isfinite(s), s, -np.inf)))
-                picks.append(int(candidates[best]))
-                values.append(float(s[best]))
-                candidates = np.delete(candidates, best)
-                if len(picks) < n:
-                    acqf.set_pending(acq, self._model_input(np.vstack([X_pending, X_choices[picks]])))
+            if self.acquisition == "ts" and len(self.objectives) == 1:
+                picks, values = self._thompson_picks(fitted, X_choices, np.flatnonzero(free), n)
+            else:
+                picks, values = self._greedy_picks(fitted, X_pending, X_choices, np.flatnonzero(free), n)
             self._decision["acquisition_values"] = values
             return self._decided(X_choices[picks], self.acquisition_name, "", started)
         except Exception as exc:  # noqa: BLE001
             rng = np.random.default_rng([self.seed, self._asked, _SALT_FALLBACK])
             picks = rng.choice(np.flatnonzero(free), size=n, replace=False)
             return self._decided(X_choices[picks], "fallback", _reason(exc), started)
+
+    def _greedy_picks(
+        self, fitted: Mapping[str, Any], X_pending: np.ndarray, X_choices: np.ndarray, candidates: np.ndarray, n: int
+    ) -> tuple[list[int], list[float]]:
+        """Score the free rows with the acquisition; for a batch, each pick joins the pending points of the next."""
+        acq = self._acquisition(fitted, X_pending, X_reference=X_choices[candidates])
+        picks: list[int] = []
+        values: list[float] = []
+        for _ in range(n):
+            s = acqf.score(acq, self._model_input(X_choices[candidates]))
+            if not np.any(np.isfinite(s)) or np.any(np.isnan(s)):
+                raise FloatingPointError("the acquisition is NaN or -inf over the whole pool")
+            best = int(np.argmax(np.where(np.isfinite(s), s, -np.inf)))
+            picks.append(int(candidates[best]))
+            values.append(float(s[best]))
+            candidates = np.delete(candidates, best)
+            if len(picks) < n:
+                acqf.set_pending(acq, self._model_input(np.vstack([X_pending, X_choices[picks]])))
+        return picks, values
+
+    def _thompson_picks(
+        self, fitted: Mapping[str, Any], X_choices: np.ndarray, candidates: np.ndarray, n: int
+    ) -> tuple[list[int], list[float]]:
+        """Thompson sampling over the free rows: one joint posterior draw per pick, its best row.
+
+        Pending experiments need no special care: they are not among the free rows, and separate
+        draws spread a batch by themselves. Under sample faults, each draw is weighted by the
+        probability of feasibility (rows likely to fail are drawn as failures).
+        """
+        model = fitted["objective"]
+        Xc = models.tensor(self._model_input(X_choices[candidates]))
+        with models.seeded(self.seed, self._asked, _SALT_MC), torch.no_grad():
+            post = model.posterior(Xc)
+            draws = post.rsample(torch.Size([n]))[..., 0].numpy()  # n x rows
+            if "feasibility" in fitted:
+                feasible = acqf.prob_feasible(fitted["feasibility"], X_choices[candidates])
+                u = np.random.default_rng([self.seed, self._asked, _SALT_MC]).random((n, len(candidates)))
+                draws = np.where(u < feasible[None, :], draws, -np.inf)
+        picks: list[int] = []
+        values: list[float] = []
+        taken = np.zeros(len(candidates), dtype=bool)
+        for draw in draws:
+            draw = np.where(taken, -np.inf, draw)
+            if not np.isfinite(draw).any():
+                draw = np.where(taken, -np.inf, 0.0)
+            j = int(np.argmax(draw))
+            taken[j] = True
+            picks.append(int(candidates[j]))
+            values.append(float(draw[j]))
+        return picks, values
+
+    def _pool_initial_design(self, n: int, X_choices: np.ndarray, free: np.ndarray, X_pending: np.ndarray) -> list[int]:
+        """``n`` free rows to start with: random rows, a k-center design over the rows, or Sobol targets snapped to rows.
+
+        ``random`` is the published protocol (Liang et al. 2021). ``kcenter`` picks each row farthest from
+        everything measured, pending or picked (the first one at random). ``sobol`` snaps the planner's
+        Sobol points to the nearest free rows, which on pools that earlier campaigns sampled unevenly
+        favours isolated, outlying rows.
+        """
+        rng = np.random.default_rng([self.seed, self._asked, _SALT_SOBOL])
+        if self.initial_design == "random":
+            return [int(j) for j in rng.choice(np.flatnonzero(free), size=n, replace=False)]
+        if self.initial_design == "kcenter":
+            taken = np.vstack([self._X_observed(), X_pending])
+            rows = np.flatnonzero(free)
+            if len(taken) == 0:
+                first = int(rng.choice(rows))
+                taken = X_choices[[first]]
+                picked = [first]
+            else:
+                picked = []
+            dist = _min_distance(X_choices[rows], taken)
+            dist[np.isin(rows, picked)] = -np.inf
+            while len(picked) < n:
+                j = int(np.argmax(dist))
+                picked.append(int(rows[j]))
+                dist = np.minimum(dist, np.abs(X_choices[rows] - X_choices[rows[j]]).max(axis=1))
+                dist[j] = -np.inf
+            return picked
+        targets = self._sobol(self._asked, n)
+        chosen = _nearest_free(targets, X_choices, free)
+        return [int(np.flatnonzero((np.abs(X_choices - x).max(axis=1) < 1e-12) & free)[0]) for x in chosen]
 
     # -- steps ----------------------------------------------------------------------
     def _in_initial_design(self, n_pending: int) -> bool:
@@ -267,6 +379,7 @@ class BayesianPlanner(Planner):
     def _training_sets(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """What each model learns from: the objectives (completed runs) and, after sample faults, feasibility."""
         X, Y = self.train_data()
+        Y = models.OUTCOME_WARPS[self.outcome_transform](Y)
         if Y.shape[1] == 1:
             sets = {"objective": (X, Y)}
         else:  # one GP per objective: fitting them apart was 2-5x faster than one batched multi-output GP
@@ -285,7 +398,7 @@ class BayesianPlanner(Planner):
             return self._models
         restoring = self._fit_key == key and bool(self._hyper)
         # refit_every > 1: between refits, condition on the new data with the last hyperparameters
-        reuse = not restoring and bool(self._hyper) and self._since_refit + 1 < self.refit_every
+        reuse = not restoring and bool(self._hyper) and not self._refit_due(key)
         init = self._hyper_init if restoring else (dict(self._hyper) if self.warm_start or reuse else {})
         fitted: dict[str, Any] = {}
         t0 = time.perf_counter()
@@ -299,6 +412,8 @@ class BayesianPlanner(Planner):
             fitted[name] = model
         if not restoring:
             self._since_refit = self._since_refit + 1 if reuse else 0
+            if not reuse:
+                self._refit_n = key
         self._hyper_init = {k: v for k, v in init.items() if k in fitted}
         self._hyper = {k: models.get_hyperparameters(m) for k, m in fitted.items()}
         self._fit_key = key
@@ -307,8 +422,17 @@ class BayesianPlanner(Planner):
         self._decision["refit"] = not (restoring or reuse)
         return fitted
 
-    def _acquisition(self, fitted: Mapping[str, Any], X_pending: np.ndarray) -> Any:
+    def _refit_due(self, n_observations: int) -> bool:
+        """Whether the hyperparameters are fitted anew for this many observations (else reused as they are)."""
+        if self.refit_every == "auto":
+            return n_observations <= AUTO_REFIT_UNTIL or n_observations >= self._refit_n * (1 + AUTO_REFIT_GROWTH)
+        return self._since_refit + 1 >= self.refit_every
+
+    def _acquisition(self, fitted: Mapping[str, Any], X_pending: np.ndarray, X_reference: np.ndarray | None = None) -> Any:
+        """The acquisition function for the current models. ``X_reference``: the points whose top level
+        ``pgood`` estimates (the free pool rows; by default a space-filling sample of the space)."""
         from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+        from botorch.acquisition.monte_carlo import qUpperConfidenceBound
         from botorch.sampling import SobolQMCNormalSampler
 
         if len(self.objectives) == 1:
@@ -322,7 +446,23 @@ class BayesianPlanner(Planner):
             sample_shape=torch.Size([self.mc_samples]), seed=models.torch_seed(self.seed, self._asked, _SALT_MC)
         )
         with models.seeded(self.seed, self._asked, _SALT_MC):
-            if len(self.objectives) == 1:
+            if len(self.objectives) == 1 and self.acquisition == "pgood":
+                if X_reference is None:
+                    X_reference = self._space_filling_pool(max(self.raw_samples, 256), _SALT_MC)
+                X_reference = np.vstack([X_train, self._model_input(X_reference)])
+                level = acqf.top_level(model, X_reference, self.top_fraction)
+                self._decision["top_level"] = level
+                acq = acqf.LogProbabilityOfGood(model, level)
+                acqf.set_pending(acq, X_pending)
+            elif len(self.objectives) == 1 and self.acquisition in ("ucb", "ts"):
+                # "ts" draws its picks itself (_thompson_picks); this bound serves its replacements only.
+                acq = qUpperConfidenceBound(
+                    model,
+                    beta=self.beta,
+                    sampler=sampler,
+                    X_pending=models.tensor(X_pending) if len(X_pending) else None,
+                )
+            elif len(self.objectives) == 1:
                 acq = qLogNoisyExpectedImprovement(
                     model,
                     X_baseline=models.tensor(X_train),
@@ -447,7 +587,9 @@ class BayesianPlanner(Planner):
 
     def _fit_one(self, name: str, X: np.ndarray, Y: np.ndarray, hyper: Any, fit: bool) -> Any:
         """Fit (or, with ``fit=False``, restore) the model called ``name``."""
-        return models.fit_gp(X, Y, warm_start=hyper, fit=fit)
+        if name == "feasibility":
+            return models.fit_gp(X, Y, warm_start=hyper, fit=fit)
+        return models.fit_gp(X, Y, warm_start=hyper, fit=fit, kernel=self.kernel)
 
     def _unit_constraints(self) -> tuple[list, list]:
         """The space's linear constraints in the unit cube, as BoTorch's (indices, coefficients, rhs)."""
@@ -554,6 +696,24 @@ class BayesianPlanner(Planner):
             log.warning("%s planner fell back to a space-filling suggestion: %s", self.name, reason)
         self.last_decision = decision
         return X
+
+
+AUTO_REFIT_UNTIL = 20
+AUTO_REFIT_GROWTH = 0.10
+
+ACQUISITIONS = ("qlognei", "ucb", "ts", "pgood")
+"""``qlognei``: noisy expected improvement (log form); ``ucb``: upper confidence bound ``mean + sqrt(beta) * sd``
+(MC form, so pending experiments count); ``ts``: Thompson sampling; ``pgood``: the probability of being among the
+best ``top_fraction`` of the space (active search). Several objectives always use qLogNEHVI."""
+
+INITIAL_DESIGNS = ("sobol", "random", "kcenter")
+"""How pool campaigns start (free proposals always start from the scrambled Sobol sequence)."""
+
+
+def _choice(field: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{field} must be one of {list(allowed)}, got {value!r}")
+    return value
 
 
 def _reason(exc: BaseException) -> str:

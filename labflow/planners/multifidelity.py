@@ -121,7 +121,6 @@ class MultiFidelityPlanner(BayesianPlanner):
         self.fixed_cost = float(fixed_cost)
         if acquisition not in ("cwei", "kg"):
             raise ValueError(f"acquisition must be 'cwei' (cost-weighted improvement) or 'kg' (knowledge gradient), got {acquisition!r}")
-        self.acquisition = acquisition
         self.num_fantasies = int(num_fantasies)
         # positions on the model's fidelity axis: target at 1, others evenly spaced by cost
         others = [f for f in by_cost if f.name != self.target]
@@ -136,6 +135,7 @@ class MultiFidelityPlanner(BayesianPlanner):
             kwargs.setdefault("raw_samples", 128)
             kwargs.setdefault("maxiter", 50)
         super().__init__(full, objectives, seed, **kwargs)
+        self.acquisition = acquisition  # the base class sets its own choice; this planner has its own two
         if len(self.objectives) != 1:
             raise SpaceError("the multi-fidelity planner optimizes one objective", hint="use BayesianPlanner for several")
         self._d0 = space.dim
@@ -248,7 +248,7 @@ class MultiFidelityPlanner(BayesianPlanner):
 
         return cost_of
 
-    def _acquisition(self, fitted: Mapping[str, Any], X_pending: np.ndarray) -> Any:
+    def _acquisition(self, fitted: Mapping[str, Any], X_pending: np.ndarray, X_reference: np.ndarray | None = None) -> Any:
         model = fitted["objective"]
         Xp = models.tensor(self._to_model(X_pending)) if len(X_pending) else None
         if self.acquisition == "cwei":

@@ -213,3 +213,107 @@ def test_refit_every_reuses_hyperparameters_between_fits(space, objective):
     restored = BayesianPlanner(space, objective, seed=0, refit_every=3, **FAST)
     restored.load_state_dict(planner.state_dict())
     pd.testing.assert_frame_equal(planner.suggest(1), restored.suggest(1))
+
+
+# -- the acquisition, initial-design and model options (docs/decisions/0005) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "acquisition, generator", [("ucb", "qUCB"), ("ts", "Thompson"), ("qlognei", "qLogNEI"), ("pgood", "LogPGood")]
+)
+def test_every_acquisition_picks_fresh_pool_rows_with_pending_experiments(space, objective, acquisition, generator):
+    pool = space.sample(60, seed=5)
+    planner = BayesianPlanner(space, objective, seed=5, acquisition=acquisition, initial_design="random", n_initial=3, **FAST)
+    busy = planner.ask(3, choices=pool)  # three instruments start at once
+    assert planner.last_generator == "random"
+    seen = {tuple(c.params.values()) for c in busy}
+    for _ in range(6):
+        done, busy = busy[0], busy[1:]
+        planner.tell(Observation(done.uid, done.params, {"yield_": toy(done.params)}))
+        (new,) = planner.ask(1, pending=busy, choices=pool)
+        assert tuple(new.params.values()) not in seen
+        seen.add(tuple(new.params.values()))
+        busy.append(new)
+    assert planner.last_generator == generator
+
+
+@pytest.mark.parametrize("acquisition", ["ucb", "ts", "pgood"])
+def test_every_acquisition_proposes_freely_in_a_batch(space, objective, acquisition):
+    planner = BayesianPlanner(space, objective, seed=1, acquisition=acquisition, **FAST)
+    measured(planner, 5)
+    batch = planner.suggest(3)
+    assert not batch.duplicated().any()
+    assert planner.last_generator == planner.acquisition_name != "fallback"
+    assert all(p.contains(v) for p in space.parameters for v in batch[p.name])
+
+
+def test_kcenter_initial_design_spreads_over_the_pool(space, objective):
+    pool = space.sample(200, seed=2)
+    X = space.encode(pool)
+    planner = BayesianPlanner(space, objective, seed=2, initial_design="kcenter", n_initial=6)
+    picked = space.encode([c.params for c in planner.ask(6, choices=pool)])
+    gaps = np.abs(picked[:, None, :] - picked[None, :, :]).max(axis=2)[np.triu_indices(6, 1)]
+    rng = np.random.default_rng(0)
+    random_gaps = [np.abs(X[s][:, None] - X[s][None]).max(axis=2)[np.triu_indices(6, 1)].min()
+                   for s in (rng.choice(200, 6, replace=False) for _ in range(50))]
+    assert gaps.min() > np.median(random_gaps)  # farther apart than random rows usually are
+
+
+def test_the_same_seed_starts_from_the_same_random_rows(space, objective):
+    pool = space.sample(100, seed=3)
+    first = [c.params for c in BayesianPlanner(space, objective, seed=7, initial_design="random").ask(4, choices=pool)]
+    again = [c.params for c in BayesianPlanner(space, objective, seed=7, initial_design="random").ask(4, choices=pool)]
+    other = [c.params for c in BayesianPlanner(space, objective, seed=8, initial_design="random").ask(4, choices=pool)]
+    assert first == again and first != other
+
+
+@pytest.mark.parametrize("warp", ["rank", "log"])
+def test_outcome_warps_keep_the_order_of_results(warp):
+    from labflow.planners._models import OUTCOME_WARPS
+
+    Y = np.array([[0.0], [0.0], [3.0], [1.0], [250.0], [2.0]])
+    W = OUTCOME_WARPS[warp](Y)
+    assert W.shape == Y.shape and np.isfinite(W).all()
+    assert (np.argsort(W[:, 0], kind="stable") == np.argsort(Y[:, 0], kind="stable")).all()
+    assert W[0, 0] == W[1, 0]  # ties stay ties
+
+
+def test_an_unknown_option_value_is_named_with_the_choices(space, objective):
+    with pytest.raises(ValueError, match=r"acquisition must be one of \['qlognei', 'ucb', 'ts'\], got 'lcb'"):
+        BayesianPlanner(space, objective, acquisition="lcb")
+    with pytest.raises(ValueError, match="beta must be a non-negative number"):
+        BayesianPlanner(space, objective, beta=-1)
+
+
+def test_auto_refit_fits_while_data_are_few_then_when_they_have_grown_by_a_tenth(space, objective):
+    planner = BayesianPlanner(space, objective, seed=0, refit_every="auto", acquisition="ucb", **FAST)
+    measured(planner, 20)
+    assert planner.last_decision["refit"]  # 19 observations: every fit is a refit
+    refits = []
+    for _ in range(4):
+        measured(planner, 1)
+        refits.append(planner.last_decision["refit"])
+    assert refits == [True, False, True, False]  # 20 (still few), 21 (< 22), 22 (= 1.1 * 20), 23
+    restored = BayesianPlanner(space, objective, seed=0, refit_every="auto", acquisition="ucb", **FAST)
+    restored.load_state_dict(planner.state_dict())
+    pd.testing.assert_frame_equal(planner.suggest(1), restored.suggest(1))
+    with pytest.raises(ValueError, match="refit_every must be a whole number >= 1 or 'auto', got 'sometimes'"):
+        BayesianPlanner(space, objective, refit_every="sometimes")
+
+
+def test_pgood_keeps_collecting_good_rows_after_the_best_is_found():
+    """Active search: among a pool with a broad good region, the picks stay in it rather than wander off."""
+    space = Space([Real("x", 0, 1), Real("y", 0, 1)])
+    grid = np.linspace(0, 1, 21)
+    pool = pd.DataFrame([(a, b) for a in grid for b in grid], columns=["x", "y"])
+    f = lambda r: -((r["x"] - 0.7) ** 2 + (r["y"] - 0.3) ** 2)  # noqa: E731
+    good = set(pool.index[pool.apply(f, axis=1) >= pool.apply(f, axis=1).quantile(0.95)])
+    planner = BayesianPlanner(space, Objective("f", "maximize"), seed=0, acquisition="pgood", initial_design="random", **FAST)
+    measured_rows: list[int] = []
+    for _ in range(25):
+        (c,) = planner.ask(1, choices=pool.drop(index=measured_rows))
+        measured_rows.append(int(pool.index[(pool["x"] == c.params["x"]) & (pool["y"] == c.params["y"])][0]))
+        planner.tell(Observation(c.uid, c.params, {"f": f(c.params)}))
+    found = len(good.intersection(measured_rows))
+    assert "top_level" in planner.last_decision
+    assert found >= 12  # of the 23 good rows; random picks would find about 1.4 in 25
