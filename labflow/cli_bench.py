@@ -26,7 +26,7 @@ def bench(
     budget: Optional[int] = typer.Option(None, "--budget", min=2, help="experiments per run (default: see docs)"),
     instruments: str = typer.Option("1", "--instruments", help="comma-separated numbers of parallel instruments, e.g. 1,4,16"),
     out: Path = typer.Option(Path("bench"), "--out", help="directory for bench.json, bench.md and plots"),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder of the CSVs (default: $LABFLOW_DATA or ../shared/data/liang2021)"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder of the CSVs (default: $LABFLOW_DATA, else the copies shipped in labflow/datasets)"),
     workers: int = typer.Option(0, "--workers", min=0, help="processes (0: one per core)"),
 ) -> None:
     """Run planners against the baselines on real datasets, in virtual time, and write the metrics.
