@@ -21,20 +21,26 @@ first-passage count n_k
     distinct members of S. *Censored* (``inf`` in arrays, ``None`` in rows) when the trace
     ends first.
 random reference
-    Drawing without replacement, the k-th of M marked items among N arrives on average at
-    draw ``k*(N+1)/(M+1)``: exact, no simulation. Its full law is the negative
-    hypergeometric ``P(n_k = n) = C(n-1, k-1) C(N-n, M-k) / C(N, M)``.
+    Drawing without replacement, the draw at which the k-th of M marked items among N arrives
+    follows a negative hypergeometric law, ``P(n_k = n) = C(n-1, k-1) C(N-n, M-k) / C(N, M)``:
+    exact, no simulation. In scipy's parametrisation it is ``k + nhypergeom(N, N-M, k)``
+    (scipy counts the N-M unmarked items drawn before the k-th marked one). Its mean is
+    ``k*(N+1)/(M+1)``; its **median** (the smallest n with CDF >= 1/2) is what AF uses.
 acceleration factor AF_k
-    ``median n_k(reference) / median n_k(method)`` over seeded runs. With the random
-    reference the numerator is the exact mean ``k*(N+1)/(M+1)`` (as benchmarks.md and the
-    literature tables use); ``reference_stat="median"`` takes the exact median of the law
-    instead. The ceiling is ``(N+1)/(M+1)``: an oracle needs exactly k draws.
+    ``median n_k(reference) / median n_k(method)`` over seeded runs: medians with medians.
+    With the random reference the numerator is the exact median of the law above
+    (``reference_stat="median"``, the default); the mean is reported beside it
+    (``random_reference_mean``) and ``reference_stat="mean"`` reproduces the older tables,
+    which divided a mean by a median and inflated the "first" AF 1.3-1.4x. The ceiling is
+    ``(N+1)/(M+1)``: an oracle needs exactly k draws.
 censoring
     A censored count is only known to exceed the run's length L. A median is computed twice,
     with censored runs at ``L+1`` and at ``+inf``; if both agree the median is exact, else
     the ``L+1`` version is a lower bound of the median. Hence an AF is ``exact``, an ``upper``
     bound (the method's median is censored: AF <= value), a ``lower`` bound (the
-    reference's median is censored: AF >= value), or ``undefined`` (both).
+    reference's median is censored: AF >= value), or ``undefined`` (both). The bound travels
+    to every figure made from the AF: its bootstrap interval, ``af_vs_sobol``, geometric means
+    (see :func:`combine_bounds`) and the lab-time factors; tables print ``<=``, ``>=`` or ``?``.
 enhancement factor EF(n)
     Mean fraction of the good set found after n experiments divided by n/N (random draws
     find n/N of it on average, so EF = 1 for random; an oracle reaches N/M for n <= M).
@@ -49,6 +55,7 @@ from typing import Any
 
 import numpy as np
 from scipy.special import gammaln
+from scipy.stats import nhypergeom
 
 __all__ = [
     "AccelerationFactor",
@@ -75,7 +82,10 @@ __all__ = [
     "n_good",
     "overhead_break_even",
     "random_reference",
+    "random_reference_law",
     "random_reference_median",
+    "combine_bounds",
+    "invert_bound",
     "random_reference_pmf",
     "standard_targets",
     "summarize",
@@ -196,10 +206,43 @@ def random_reference_pmf(n: int, m: int, k: int = 1) -> np.ndarray:
     return np.exp(logp)
 
 
+def random_reference_law(n: int, m: int, k: int = 1) -> Any:
+    """The law of the random reference's failures as a frozen ``scipy.stats.nhypergeom``.
+
+    Drawing without replacement from ``n`` items of which ``m`` are good, the number of draws
+    until the ``k``-th good one is ``k + X`` with ``X ~ nhypergeom(M=n, n=n-m, r=k)``: scipy's
+    ``M`` is the population, its ``n`` the items counted (here the *bad* ones) and its ``r``
+    the number of the other kind (here good) at which drawing stops.
+    """
+    if not (1 <= k <= m <= n):
+        raise ValueError(f"need 1 <= k <= m <= n, got k={k}, m={m}, n={n}")
+    return nhypergeom(n, n - m, k)
+
+
 def random_reference_median(n: int, m: int, k: int = 1) -> float:
-    """The exact median of the random reference's law (the smallest j with CDF >= 1/2)."""
-    cdf = np.cumsum(random_reference_pmf(n, m, k))
-    return float(np.searchsorted(cdf, 0.5 - 1e-12) + 1)
+    """The exact median draw count of the random reference: ``k + median(nhypergeom(n, n-m, k))``.
+
+    The median of a discrete law is the smallest value whose CDF reaches 1/2. Example: one good
+    item among 3 (n = 3, m = 1, k = 1) arrives at draw 1, 2 or 3 with probability 1/3 each,
+    so the median is 2.
+
+    >>> random_reference_median(3, 1, 1)
+    2.0
+    """
+    guess = int(k + random_reference_law(n, m, k).median())
+    # scipy's ppf works in floating point and lands one draw late when the CDF is exactly 1/2
+    # at a count (e.g. n=4, m=2, k=1: P(first draw good) = 1/2); settle it with exact integers.
+    while guess > k and _reaches_half(n, m, k, guess - 1):
+        guess -= 1
+    while not _reaches_half(n, m, k, guess):
+        guess += 1
+    return float(guess)
+
+
+def _reaches_half(n: int, m: int, k: int, j: int) -> bool:
+    """Exactly, in integers: ``P(n_k <= j) >= 1/2``, i.e. ``2 * sum_i C(i-1, k-1) C(n-i, m-k) >= C(n, m)``."""
+    total = sum(math.comb(i - 1, k - 1) * math.comb(n - i, m - k) for i in range(k, j + 1))
+    return 2 * total >= math.comb(n, m)
 
 
 def ceiling(n: int, m: int) -> float:
@@ -243,8 +286,37 @@ class AccelerationFactor:
         return asdict(self)
 
     def __str__(self) -> str:
-        sign = {"exact": "", "upper": "<= ", "lower": ">= ", "undefined": "? "}[self.bound]
-        return f"{sign}{self.value:.2f} [{self.ci_low:.2f}, {self.ci_high:.2f}]"
+        sign = BOUND_MARKS[self.bound] + (" " if self.bound != "exact" else "")
+        return f"{sign}{self.value:.2f} {sign}[{self.ci_low:.2f}, {self.ci_high:.2f}]"
+
+
+#: How a bound prints in front of a figure: AF <= value ("upper"), >= value ("lower"), unknown direction ("undefined").
+BOUND_MARKS = {"exact": "", "upper": "<=", "lower": ">=", "undefined": "?"}
+
+
+def combine_bounds(bounds: Iterable[str]) -> str:
+    """The bound of a figure that increases with each of several inputs (a product, a geometric mean).
+
+    Exact inputs give an exact figure; upper (lower) bounds alone give an upper (lower) bound;
+    upper and lower bounds together, or any undefined input, leave the direction unknown.
+
+    >>> combine_bounds(["exact", "upper", "exact"])
+    'upper'
+    >>> combine_bounds(["upper", "lower"])
+    'undefined'
+    """
+    kinds = {b for b in bounds if b != "exact"}
+    for b in kinds:
+        if b not in BOUND_MARKS:
+            raise ValueError(f"bound must be one of {list(BOUND_MARKS)}, got {b!r}")
+    if not kinds:
+        return "exact"
+    return kinds.pop() if len(kinds) == 1 else "undefined"
+
+
+def invert_bound(bound: str) -> str:
+    """The bound of ``1/x`` when ``x`` has ``bound`` (an upper bound of x is a lower bound of 1/x)."""
+    return {"upper": "lower", "lower": "upper"}.get(bound, bound)
 
 
 def bootstrap_median_ratio(
@@ -369,27 +441,55 @@ def geometric_mean(values: Iterable[float | None]) -> float:
     return float(np.exp(np.log(v).mean())) if v.size else float("nan")
 
 
-def geometric_mean_af(rows: Sequence[Mapping[str, Any]], target: str = "80%") -> list[dict[str, Any]]:
-    """Per planner: geometric mean over datasets of ``af_vs_random`` at ``target``.
+#: The targets the default planner is chosen by (benchmarks.md, "Choosing a default planner").
+SELECTION_TARGETS = ("first", "80%")
 
-    ``bounds`` lists datasets whose AF is a bound, not a value, so a reader sees it.
+
+def geometric_mean_af(
+    rows: Sequence[Mapping[str, Any]],
+    targets: str | Sequence[str] = SELECTION_TARGETS,
+    columns: Sequence[str] = ("af_vs_random", "af_vs_sobol"),
+) -> list[dict[str, Any]]:
+    """Per planner: geometric means over datasets of the AF columns, per target and over the targets together.
+
+    For every planner there is one row per target in ``targets`` and, when there are several,
+    one more whose ``target`` joins them with ``+`` (``"first+80%"``): the geometric mean over
+    every (dataset, target) cell, the figure a default planner is chosen by, so that it cannot
+    win one target by losing the other. ``gmean_<column>_bound`` says whether a mean is
+    exact or a bound (:func:`combine_bounds` of the cells' bounds); ``bounds`` lists the cells
+    that are bounds, so a reader sees them. Columns absent from the rows are left out.
     """
-    by: dict[str, list[Mapping[str, Any]]] = {}
-    for r in rows:
-        if r["target"] == target:
-            by.setdefault(r["planner"], []).append(r)
+    wanted = [targets] if isinstance(targets, str) else list(targets)
+    groups: list[tuple[str, set[str]]] = [(t, {t}) for t in wanted]
+    if len(wanted) > 1:
+        groups.append(("+".join(wanted), set(wanted)))
+    planners = list(dict.fromkeys(r["planner"] for r in rows))
     out = []
-    for planner, rs in by.items():
-        out.append(
-            {
+    for planner in planners:
+        for label, members in groups:
+            cells = [r for r in rows if r["planner"] == planner and r["target"] in members]
+            if not cells:
+                continue
+            row: dict[str, Any] = {
                 "planner": planner,
-                "target": target,
-                "datasets": len(rs),
-                "gmean_af_vs_random": geometric_mean(r["af_vs_random"] for r in rs),
-                "gmean_ceiling": geometric_mean(r["ceiling"] for r in rs),
-                "bounds": sorted(f"{r['dataset']} ({r['af_bound']})" for r in rs if r["af_bound"] != "exact"),
+                "target": label,
+                "datasets": len({r["dataset"] for r in cells}),
+                "cells": len(cells),
+                "gmean_ceiling": geometric_mean(r["ceiling"] for r in cells),
             }
-        )
+            for col in columns:
+                have = [r for r in cells if r.get(col) is not None]
+                if not have:
+                    continue
+                bound_key = "af_bound" if col == "af_vs_random" else f"{col}_bound"
+                row[f"gmean_{col}"] = geometric_mean(r[col] for r in have)
+                row[f"gmean_{col}_bound"] = combine_bounds(r.get(bound_key, "exact") for r in have)
+                if len(have) < len(cells):
+                    row[f"gmean_{col}_cells"] = len(have)
+            row["bounds"] = sorted(
+                f"{r['dataset']}/{r['target']} ({r['af_bound']})" for r in cells if r.get("af_bound", "exact") != "exact"
+            )
+            out.append(row)
     return out
 
 
@@ -404,11 +504,13 @@ def summarize_traces(
     targets: Iterable[str] = ("first", "80%", "best"),
     budget: int | None = None,
     reference_planner: str | None = None,
-    reference_stat: str = "mean",
+    reference_stat: str = "median",
     n_boot: int = 2000,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
     """One row per (planner, target); see :func:`summarize` (this takes the pool's values directly)."""
+    if reference_stat not in ("median", "mean"):
+        raise ValueError(f"reference_stat must be 'median' (benchmarks.md) or 'mean', got {reference_stat!r}")
     v = np.asarray(values, dtype=float)
     n_pool = len(v)
     tg = standard_targets(v, q, direction, targets)
@@ -424,16 +526,16 @@ def summarize_traces(
         efs = enhancement_summary(ef, dim)
         for tname, t in tg.items():
             counts = first_passage_counts(runs, t.members, t.k, budget)
-            if reference_stat == "mean":
-                ref = random_reference(n_pool, t.m, t.k)
-            elif reference_stat == "median":
-                ref = random_reference_median(n_pool, t.m, t.k)
-            else:
-                raise ValueError(f"reference_stat must be 'mean' or 'median', got {reference_stat!r}")
+            ref_mean = random_reference(n_pool, t.m, t.k)
+            ref_median = random_reference_median(n_pool, t.m, t.k)
+            ref = {"median": ref_median, "mean": ref_mean}[reference_stat]
             af = acceleration_factor(counts, ref, budgets, n_boot=n_boot, seed=seed)
             _, med_exact = median_censored(counts, budgets)
             finite = counts[np.isfinite(counts)]
-            q25, q75 = (np.percentile(np.where(np.isinf(counts), budgets + 1, counts), [25, 75]) if len(counts) else (np.nan, np.nan))
+            q25, q75 = np.percentile(np.where(np.isinf(counts), budgets + 1, counts), [25, 75])
+            # An IQR end is a lower bound when it moves once censored runs go further out.
+            far = np.percentile(np.where(np.isinf(counts), budgets + 1 + 1e9, counts), [25, 75])
+            iqr_exact = (bool(far[0] == q25), bool(far[1] == q75))
             row: dict[str, Any] = {
                 "dataset": dataset,
                 "planner": planner,
@@ -447,8 +549,11 @@ def summarize_traces(
                 "median_n": af.method_median,
                 "median_exact": med_exact,
                 "iqr": (float(q25), float(q75)),
+                "iqr_exact": iqr_exact,
                 "reached_fraction": float(len(finite) / len(counts)),
                 "random_reference": ref,
+                "random_reference_median": ref_median,
+                "random_reference_mean": ref_mean,
                 "reference_stat": reference_stat,
                 "af_vs_random": af.value,
                 "af_ci": (af.ci_low, af.ci_high),
@@ -493,15 +598,18 @@ def summarize(
         Any of "first", "80%", "best".
     options:
         ``budget`` (truncate runs), ``reference_planner`` (e.g. "sobol": adds
-        ``af_vs_sobol``), ``reference_stat`` ("mean", the exact expectation of benchmarks.md,
-        or "median"), ``n_boot``, ``seed``.
+        ``af_vs_sobol`` with ``af_vs_sobol_ci`` and ``af_vs_sobol_bound``),
+        ``reference_stat`` ("median", the exact median of the negative hypergeometric law as
+        benchmarks.md defines AF, or "mean" for the older tables), ``n_boot``, ``seed``.
 
     Each row holds: dataset, planner, target, k, M, N, q, seeds, budget, median_n,
-    median_exact, iqr, reached_fraction, random_reference, reference_stat, af_vs_random,
-    af_ci, af_bound, ceiling, m_good, ef_10d, ef_20d, ef_max, ef_max_at. ``median_n`` and
-    ``iqr`` place censored runs at budget + 1 (so they are lower bounds when
-    ``median_exact`` is False); ``reached_fraction`` is the share of runs that reached the
-    target within the budget; EF is computed on the good set (top ``ceil(q*N)``).
+    median_exact, iqr, iqr_exact, reached_fraction, random_reference (the one AF uses),
+    random_reference_median, random_reference_mean, reference_stat, af_vs_random, af_ci,
+    af_bound, ceiling, m_good, ef_10d, ef_20d, ef_max, ef_max_at. ``median_n`` and ``iqr``
+    place censored runs at budget + 1 (so they are lower bounds when ``median_exact`` /
+    ``iqr_exact`` is False); ``af_bound`` applies to ``af_vs_random`` and ``af_ci`` alike;
+    ``reached_fraction`` is the share of runs that reached the target within the budget;
+    EF is computed on the good set (top ``ceil(q*N)``).
     """
     return summarize_traces(
         traces,
@@ -519,27 +627,48 @@ def summarize(
 DEFAULT_COLUMNS = ("dataset", "planner", "target", "median_n", "iqr", "reached_fraction", "af_vs_random", "af_ci", "ceiling", "ef_10d", "seeds")
 
 
+def _bound_of(key: str, row: Mapping[str, Any]) -> str:
+    """Which bound a column's figure carries: ``af_vs_random`` and ``af_ci`` use ``af_bound``;
+    any other column ``X`` (or ``X_ci``) uses ``X_bound`` when the row has one."""
+    if key in ("af_vs_random", "af_ci"):
+        return row.get("af_bound", "exact")
+    base = key[: -len("_ci")] if key.endswith("_ci") else key
+    return row.get(f"{base}_bound", "exact")
+
+
+def _number(v: float) -> str:
+    if not math.isfinite(v):
+        return str(v)
+    return f"{v:.0f}" if v == round(v) and abs(v) >= 1 else f"{v:.2f}"
+
+
 def _fmt(key: str, v: Any, row: Mapping[str, Any]) -> str:
     if v is None:
         return "-"
-    if key == "af_vs_random":
-        mark = {"exact": "", "upper": "<=", "lower": ">=", "undefined": "?"}.get(row.get("af_bound", "exact"), "")
-        return f"{mark}{v:.2f}"
+    mark = BOUND_MARKS.get(_bound_of(key, row), "?")
     if key == "median_n" and not row.get("median_exact", True):
         return f">{v - 1:.0f}"
+    if key == "iqr" and isinstance(v, (tuple, list)):
+        exact = row.get("iqr_exact", (True, True))
+        return "[" + ", ".join(_number(x) if e else f">{x - 1:.0f}" for x, e in zip(v, exact)) + "]"
     if key == "reached_fraction":
         return f"{100 * v:.0f}%"
-    if isinstance(v, tuple):
-        return "[" + ", ".join(_fmt("", x, row) for x in v) + "]"
+    if isinstance(v, (tuple, list)):
+        return mark + "[" + ", ".join(f"{x:.2f}" if isinstance(x, float) else str(x) for x in v) + "]"
     if isinstance(v, float):
-        if not math.isfinite(v):
-            return str(v)
-        return f"{v:.0f}" if v == round(v) and abs(v) >= 1 else f"{v:.2f}"
+        if key.startswith(("af_", "gmean_af")) or f"{key}_bound" in row:
+            return f"{mark}{v:.2f}"
+        return _number(v)
     return str(v)
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """Render rows as a GitHub markdown table. AF bounds print as ``<=``/``>=``; a censored median as ``>budget``."""
+    """Render rows as a GitHub markdown table.
+
+    A figure that is a bound prints with its mark in every column it reaches (``<=`` upper,
+    ``>=`` lower, ``?`` direction unknown): ``af_vs_random`` and ``af_ci`` by ``af_bound``,
+    any other column ``X`` and ``X_ci`` by ``X_bound``. A censored median prints as ``>budget``.
+    """
     cols = list(columns or [c for c in DEFAULT_COLUMNS if any(c in r for r in rows)])
     lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
     for r in rows:
