@@ -76,6 +76,11 @@ __all__ = [
     "geometric_mean_af",
     "good_set",
     "lab_time_table",
+    "WorkingHours",
+    "MedianCount",
+    "calendar_makespan",
+    "conventional_lab_table",
+    "format_duration",
     "makespan",
     "markdown_table",
     "median_censored",
@@ -656,10 +661,10 @@ def _fmt(key: str, v: Any, row: Mapping[str, Any]) -> str:
     if isinstance(v, (tuple, list)):
         return mark + "[" + ", ".join(f"{x:.2f}" if isinstance(x, float) else str(x) for x in v) + "]"
     if isinstance(v, float):
-        if key.startswith(("af_", "gmean_af")) or f"{key}_bound" in row:
+        if key.startswith(("af_", "gmean_af")):
             return f"{mark}{v:.2f}"
-        return _number(v)
-    return str(v)
+        return mark + _number(v)
+    return mark + str(v) if f"{key}_bound" in row else str(v)
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
@@ -797,6 +802,238 @@ def lab_time_table(
                     "timing": (s / alg) if (s is not None and alg) else None,
                     "automation": (t_m1 / t_m) if (t_m1 is not None and np.isfinite(t_m1) and np.isfinite(t_m) and t_m > 0) else None,
                     "break_even_t_exp_s": overhead_break_even(plan0, t_orch),
+                }
+            )
+    return rows
+
+
+# -- the headline: labflow around the clock vs a conventional lab --------------------------
+DAY, WEEK = 24 * HOUR, 7 * 24 * HOUR
+
+
+@dataclass(frozen=True)
+class WorkingHours:
+    """When a conventional lab runs experiments: ``hours_per_day`` on the first ``days_per_week`` days of each week.
+
+    The campaign starts at the opening of the first working day (day 0, a Monday). The rule an
+    experiment of duration ``t_exp`` follows (:func:`calendar_makespan`):
+
+    * it starts at once if it ends before closing time (it fits in what is left of the working day);
+    * otherwise it waits for the next opening: nobody starts an experiment they cannot finish;
+    * an experiment longer than a whole working day starts only at an opening and runs on
+      unattended past closing (the next one then waits for the next opening after it ends).
+
+    ``WorkingHours(24, 7)`` is around the clock: experiments run back to back.
+    """
+
+    hours_per_day: float = 8.0
+    days_per_week: int = 5
+
+    def __post_init__(self) -> None:
+        h = self.hours_per_day
+        if not (isinstance(h, (int, float)) and math.isfinite(h) and 0 < h <= 24):
+            raise ValueError(f"working hours: hours_per_day must be in (0, 24], got {h!r}")
+        d = self.days_per_week
+        if not (isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 7):
+            raise ValueError(f"working hours: days_per_week must be a whole number from 1 to 7, got {d!r}")
+
+    @property
+    def around_the_clock(self) -> bool:
+        return self.hours_per_day >= 24 and self.days_per_week == 7
+
+    @property
+    def fraction(self) -> float:
+        """Share of the week the lab is open: 8 h x 5 d / 168 h = 0.238."""
+        return self.hours_per_day * self.days_per_week / (7 * 24)
+
+    def is_working_day(self, day: int) -> bool:
+        return day % 7 < self.days_per_week
+
+    def next_opening(self, t: float) -> float:
+        """The first opening time [s] at or after ``t``."""
+        day = math.ceil(t / DAY - 1e-12)
+        while not self.is_working_day(day):
+            day += 1
+        return day * DAY
+
+    def closing(self, t: float) -> float:
+        """When the working stretch holding time ``t`` ends [s]: its day's closing, or later when
+        24-hour working days follow each other (``inf`` when the lab never closes)."""
+        if self.around_the_clock:
+            return math.inf
+        day = math.floor(t / DAY + 1e-12)
+        end = day * DAY + self.hours_per_day * HOUR
+        while self.hours_per_day >= 24 and self.is_working_day(day + 1):
+            day += 1
+            end = day * DAY + DAY
+        return end
+
+    def is_open(self, t: float) -> bool:
+        day = math.floor(t / DAY + 1e-12)
+        return self.is_working_day(day) and t < day * DAY + self.hours_per_day * HOUR - 1e-9
+
+
+def calendar_makespan(n: int, t_exp: float, hours: WorkingHours = WorkingHours()) -> float:
+    """Calendar time [s] for ``n`` experiments of ``t_exp`` seconds each, one after the other on one
+    instrument, within ``hours`` (see :class:`WorkingHours` for the rule).
+
+    With 8 h a day, 5 days a week and 1-hour experiments: 8 fit in day 0 (done at 8 h), the 9th
+    ends at 25 h (day 1, 1 h after opening), the 41st at 169 h (the Monday after the weekend).
+
+    >>> calendar_makespan(9, 3600.0) / 3600.0
+    25.0
+    """
+    if n < 0 or int(n) != n:
+        raise ValueError(f"n must be a whole number of experiments >= 0, got {n!r}")
+    if not (math.isfinite(t_exp) and t_exp > 0):
+        raise ValueError(f"t_exp must be a positive duration in seconds, got {t_exp!r}")
+    if hours.around_the_clock:
+        return float(n) * t_exp
+    eps = 1e-9 * max(1.0, t_exp)
+    long_runs = t_exp > hours.hours_per_day * HOUR + eps  # longer than a working day
+    t = 0.0
+    for _ in range(int(n)):
+        if long_runs:
+            start = hours.next_opening(t - eps)  # only at an opening (now, if it is one)
+        else:
+            start = t if hours.is_open(t) and t + t_exp <= hours.closing(t) + eps else hours.next_opening(t + eps)
+            while start + t_exp > hours.closing(start) + eps:  # e.g. a short working day after a 24-h stretch
+                start = hours.next_opening(start + eps)
+        t = start + t_exp
+    return t
+
+
+@dataclass(frozen=True)
+class MedianCount:
+    """A median first-passage count and whether it is exact (False: a lower bound, runs were censored)."""
+
+    value: float
+    exact: bool = True
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.value) and self.value >= 1):
+            raise ValueError(f"a median count must be a finite number of experiments >= 1, got {self.value!r}")
+
+    @property
+    def bound(self) -> str:
+        """As an input: ``"exact"`` or ``"lower"`` (the true median is at least ``value``)."""
+        return "exact" if self.exact else "lower"
+
+
+def _ratio_bound(numerator: str, denominator: str) -> str:
+    """Bound of ``a / b`` from the bounds of an increasing ``a`` and an increasing ``b``."""
+    return combine_bounds([numerator, invert_bound(denominator)])
+
+
+def format_duration(seconds: float) -> str:
+    """``90`` -> "1.5 min", ``7200`` -> "2 h", ``3 * 86400`` -> "3 d"; "inf" for a censored time."""
+    if not math.isfinite(seconds):
+        return "inf"
+    for unit, size in (("d", DAY), ("h", HOUR), ("min", MINUTE)):
+        if seconds >= size:
+            v = seconds / size
+            return f"{v:.0f} {unit}" if abs(v - round(v)) < 1e-9 else f"{v:.3g} {unit}"
+    return f"{seconds:.3g} s"
+
+
+def conventional_lab_table(
+    n_method: Mapping[int, MedianCount],
+    n_conventional: MedianCount,
+    *,
+    t_plan: float,
+    t_orch: float = 0.0,
+    hours: WorkingHours = WorkingHours(),
+    t_exps: Sequence[float] = T_EXP_GRID,
+    instruments: Sequence[int] = P_GRID,
+) -> list[dict[str, Any]]:
+    """The headline table: labflow on P instruments around the clock vs a conventional lab, factor by factor.
+
+    Parameters
+    ----------
+    n_method:
+        ``{P: median experiments to the target}`` measured with P instruments running
+        asynchronously (real batches with pending experiments, never n(1)/P). Must hold P = 1.
+    n_conventional:
+        The conventional design's median on one instrument (grid or the best non-adaptive design).
+    t_plan, t_orch:
+        labflow's measured median planning latency and its orchestration overhead per
+        experiment [s]. The conventional design is planned in advance (no latency).
+    hours:
+        The conventional lab's working hours; labflow's instruments run around the clock.
+
+    For each P and t_exp, with ``T0(n, P)`` the makespan of n experiments on P instruments
+    without overhead, ``T(n, P)`` with it (:func:`makespan`) and ``C(n)`` the conventional
+    calendar time (:func:`calendar_makespan`), the total speed-up is split into factors whose
+    product is exactly the total (each is a ratio of consecutive terms of a telescoping product):
+
+    * ``algorithmic`` = n_conv / n_method(1): fewer experiments;
+    * ``parallel`` = n_method(1)*t_exp / T0(n_method(P), P): P instruments, *including* the
+      asynchronous penalty; it is ``parallel_ideal`` (= n_method(P)*t_exp / T0, about P) times
+      ``async_penalty`` (= n_method(1) / n_method(P), usually below 1);
+    * ``hours`` = C(n_conv) / (n_conv*t_exp): running around the clock instead of in working hours;
+    * ``overhead`` = T0(n_method(P), P) / T(n_method(P), P): planning and orchestration (<= 1);
+    * ``speedup`` = C(n_conv) / T(n_method(P), P) = algorithmic * parallel * hours * overhead.
+
+    Every figure carries a ``<name>_bound`` ("exact", "upper", "lower" or "undefined") from the
+    censoring of the medians it is made of: a censored count is a lower bound of the true median.
+    """
+    if 1 not in n_method:
+        raise ValueError(f"n_method needs the one-instrument median (P = 1) for the algorithmic factor; got P = {sorted(n_method)}")
+    if t_plan < 0 or t_orch < 0:
+        raise ValueError(f"t_plan and t_orch must be >= 0 seconds, got t_plan={t_plan!r}, t_orch={t_orch!r}")
+    n1, nc = n_method[1], n_conventional
+    rows = []
+    for p in instruments:
+        if p not in n_method:
+            continue
+        np_ = n_method[p]
+        for te in t_exps:
+            t0 = makespan(np_.value, p, te)
+            tm = makespan(np_.value, p, te, t_plan, t_orch)
+            cal = calendar_makespan(int(math.ceil(nc.value)), te, hours)
+            alg = nc.value / n1.value
+            par = n1.value * te / t0
+            par_ideal = np_.value * te / t0
+            penalty = n1.value / np_.value
+            hrs = cal / (math.ceil(nc.value) * te)
+            ovh = t0 / tm
+            total = cal / tm
+            rows.append(
+                {
+                    "P": p,
+                    "t_exp_s": te,
+                    "t_exp": format_duration(te),
+                    "n_conventional": nc.value,
+                    "n_conventional_bound": nc.bound,
+                    "n_method_P1": n1.value,
+                    "n_method_P1_bound": n1.bound,
+                    "n_method": np_.value,
+                    "n_method_bound": np_.bound,
+                    "T_conventional_s": cal,
+                    "T_conventional": format_duration(cal),
+                    "T_conventional_bound": nc.bound,
+                    "T_method_s": tm,
+                    "T_method": format_duration(tm),
+                    "T_method_bound": np_.bound,
+                    "speedup": total,
+                    "speedup_bound": _ratio_bound(nc.bound, np_.bound),
+                    "algorithmic": alg,
+                    "algorithmic_bound": _ratio_bound(nc.bound, n1.bound),
+                    "parallel": par,
+                    "parallel_bound": _ratio_bound(n1.bound, np_.bound),
+                    "parallel_ideal": par_ideal,
+                    "parallel_ideal_bound": "exact" if np_.exact else "undefined",
+                    "async_penalty": penalty,
+                    "async_penalty_bound": _ratio_bound(n1.bound, np_.bound),
+                    "hours": hrs,
+                    "hours_bound": "exact" if nc.exact else "undefined",
+                    "overhead": ovh,
+                    "overhead_bound": "exact" if np_.exact else "undefined",
+                    "t_plan_s": t_plan,
+                    "t_orch_s": t_orch,
+                    "planning_share": t_plan / (t_plan + t_orch + te),
+                    "work_hours": hours.hours_per_day,
+                    "work_days": hours.days_per_week,
                 }
             )
     return rows
