@@ -970,7 +970,8 @@ def conventional_lab_table(
     * ``parallel`` = n_method(1)*t_exp / T0(n_method(P), P): P instruments, *including* the
       asynchronous penalty; it is ``parallel_ideal`` (= n_method(P)*t_exp / T0, about P) times
       ``async_penalty`` (= n_method(1) / n_method(P), usually below 1);
-    * ``hours`` = C(n_conv) / (n_conv*t_exp): running around the clock instead of in working hours;
+    * ``hours`` = C(n_conv) / (n_conv*t_exp): running around the clock instead of in working hours
+      (the calendar schedules ``ceil(n_conv)`` experiments when a median ends in .5);
     * ``overhead`` = T0(n_method(P), P) / T(n_method(P), P): planning and orchestration (<= 1);
     * ``speedup`` = C(n_conv) / T(n_method(P), P) = algorithmic * parallel * hours * overhead.
 
@@ -995,7 +996,7 @@ def conventional_lab_table(
             par = n1.value * te / t0
             par_ideal = np_.value * te / t0
             penalty = n1.value / np_.value
-            hrs = cal / (math.ceil(nc.value) * te)
+            hrs = cal / (nc.value * te)  # the median count itself (it may end in .5), as in "algorithmic"
             ovh = t0 / tm
             total = cal / tm
             rows.append(
