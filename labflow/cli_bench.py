@@ -26,8 +26,12 @@ def bench(
     budget: Optional[int] = typer.Option(None, "--budget", min=2, help="experiments per run (default: see docs)"),
     instruments: str = typer.Option("1", "--instruments", help="comma-separated numbers of parallel instruments, e.g. 1,4,16"),
     out: Path = typer.Option(Path("bench"), "--out", help="directory for bench.json, bench.md and plots"),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder of the CSVs (default: $LABFLOW_DATA or ../shared/data/liang2021)"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder of the CSVs (default: $LABFLOW_DATA, else the copies shipped in labflow/datasets)"),
     workers: int = typer.Option(0, "--workers", min=0, help="processes (0: one per core)"),
+    work_hours: float = typer.Option(8.0, "--work-hours", help="lab-time table: hours a day the conventional lab runs experiments, in (0, 24]"),
+    work_days: int = typer.Option(5, "--work-days", help="lab-time table: working days a week of the conventional lab, 1 to 7"),
+    conventional: str = typer.Option("best", "--conventional", help="lab-time table: the conventional design, one of best, grid, sobol, lhs, random (best: the fewest experiments at P = 1)"),
+    t_orch: float = typer.Option(0.0, "--t-orch", help="lab-time table: labflow's orchestration overhead per experiment [s] (planning latency is measured)"),
 ) -> None:
     """Run planners against the baselines on real datasets, in virtual time, and write the metrics.
 
@@ -58,8 +62,14 @@ def bench(
         console.print(f"[red]error:[/] dataset(s) {missing} not found in {folder}", soft_wrap=True)
         console.print("[yellow]hint:[/] pass --data-dir or set LABFLOW_DATA to the folder holding the CSV files")
         raise typer.Exit(2)
-    spec = BenchSpec(datasets=names, planners=_split(planners), seeds=seeds, budget=budget,
-                     instruments=n_instruments, data_dir=str(folder))
+    try:
+        spec = BenchSpec(datasets=names, planners=_split(planners), seeds=seeds, budget=budget,
+                         instruments=n_instruments, data_dir=str(folder), work_hours=work_hours, work_days=work_days,
+                         conventional=conventional, t_orch=t_orch)
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    command = _command_line(spec, out, data_dir, workers)
     with Progress(TextColumn("[bold]bench"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),
                   TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task("bench", total=len(names) * len(spec.planners) * seeds * len(n_instruments), last="")
@@ -68,9 +78,27 @@ def bench(
             progress.update(task, completed=i, last=f"{r.dataset}/{r.planner}/seed {r.seed}: {len(r.trace)} experiments")
 
         results = run_bench(spec, workers=workers or os.cpu_count() or 1, progress=tick, journal=out / "runs.jsonl")
-    payload = report(results, spec, out)
+    payload = report(results, spec, out, command=command)
     console.print((out / "bench.md").read_text(), markup=False, highlight=False, soft_wrap=True)
     console.print(f"wrote {out / 'bench.json'}, {out / 'bench.md'} and {len(payload['plots'])} plot(s)", soft_wrap=True)
+
+
+def _command_line(spec, out: Path, data_dir: Optional[Path], workers: int) -> str:  # noqa: ANN001 - BenchSpec
+    """The command that reproduces a report, every option spelled out and no absolute path in it."""
+    from labflow.bench.runner import portable_path
+
+    parts = ["labflow bench", f"--datasets {','.join(spec.datasets)}", f"--planners {','.join(spec.planners)}",
+             f"--seeds {spec.seeds}"]
+    if spec.budget is not None:
+        parts.append(f"--budget {spec.budget}")
+    parts += [f"--instruments {','.join(str(p) for p in spec.instruments)}", f"--work-hours {spec.work_hours:g}",
+              f"--work-days {spec.work_days}", f"--conventional {spec.conventional}", f"--t-orch {spec.t_orch:g}",
+              f"--out {portable_path(out)}"]
+    if data_dir is not None:
+        parts.append(f"--data-dir {portable_path(data_dir)}")
+    if workers:
+        parts.append(f"--workers {workers}")
+    return " ".join(parts)
 
 
 def register(app: typer.Typer) -> None:

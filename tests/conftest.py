@@ -36,8 +36,19 @@ def root() -> Path:
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The shared Liang et al. datasets; tests needing them skip when absent."""
-    d = Path(os.environ.get("LABFLOW_DATA", ROOT.parent / "shared" / "data" / "liang2021"))
+    """The Liang et al. datasets: ``$LABFLOW_DATA`` when set, else the copies shipped in ``labflow/datasets``."""
+    from labflow.sim.datasets import default_data_dir
+
+    d = default_data_dir()
     if not d.is_dir():
-        pytest.skip(f"dataset folder {d} is absent (set LABFLOW_DATA to the liang2021 folder)")
+        raise FileNotFoundError(f"LABFLOW_DATA={os.environ.get('LABFLOW_DATA')!r} is not a folder; unset it to use the shipped datasets")
+    return d
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """The reference copy in ``../shared/data/liang2021`` (with the README's checksum table); skips when absent."""
+    d = ROOT.parent / "shared" / "data" / "liang2021"
+    if not (d / "README.md").is_file():
+        pytest.skip(f"the reference copy {d.name}/ is absent from ../shared (only the shipped copy is checked)")
     return d

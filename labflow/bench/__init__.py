@@ -2,14 +2,18 @@
 
 :mod:`labflow.bench.metrics` holds the definitions of ``docs/benchmarks.md`` as pure
 functions (first-passage counts, the exact random reference, acceleration and enhancement
-factors, lab-time speed-ups, tables); :mod:`labflow.bench.plots` draws the curves.
+factors, the lab-time table against a conventional lab in working hours, tables); :mod:`labflow.bench.plots` draws the curves.
 """
 
 from labflow.bench.metrics import (
     AccelerationFactor,
+    MedianCount,
     Target,
+    WorkingHours,
     acceleration_factor,
+    calendar_makespan,
     ceiling,
+    conventional_lab_table,
     enhancement_factor,
     enhancement_summary,
     first_passage,
@@ -22,6 +26,7 @@ from labflow.bench.metrics import (
     makespan,
     markdown_table,
     random_reference,
+    random_reference_median,
     standard_targets,
     summarize,
     summarize_traces,
@@ -29,9 +34,13 @@ from labflow.bench.metrics import (
 
 __all__ = [
     "AccelerationFactor",
+    "MedianCount",
     "Target",
+    "WorkingHours",
     "acceleration_factor",
+    "calendar_makespan",
     "ceiling",
+    "conventional_lab_table",
     "enhancement_factor",
     "enhancement_summary",
     "first_passage",
@@ -44,6 +53,7 @@ __all__ = [
     "makespan",
     "markdown_table",
     "random_reference",
+    "random_reference_median",
     "standard_targets",
     "summarize",
     "summarize_traces",

@@ -21,20 +21,26 @@ first-passage count n_k
     distinct members of S. *Censored* (``inf`` in arrays, ``None`` in rows) when the trace
     ends first.
 random reference
-    Drawing without replacement, the k-th of M marked items among N arrives on average at
-    draw ``k*(N+1)/(M+1)``: exact, no simulation. Its full law is the negative
-    hypergeometric ``P(n_k = n) = C(n-1, k-1) C(N-n, M-k) / C(N, M)``.
+    Drawing without replacement, the draw at which the k-th of M marked items among N arrives
+    follows a negative hypergeometric law, ``P(n_k = n) = C(n-1, k-1) C(N-n, M-k) / C(N, M)``:
+    exact, no simulation. In scipy's parametrisation it is ``k + nhypergeom(N, N-M, k)``
+    (scipy counts the N-M unmarked items drawn before the k-th marked one). Its mean is
+    ``k*(N+1)/(M+1)``; its **median** (the smallest n with CDF >= 1/2) is what AF uses.
 acceleration factor AF_k
-    ``median n_k(reference) / median n_k(method)`` over seeded runs. With the random
-    reference the numerator is the exact mean ``k*(N+1)/(M+1)`` (as benchmarks.md and the
-    literature tables use); ``reference_stat="median"`` takes the exact median of the law
-    instead. The ceiling is ``(N+1)/(M+1)``: an oracle needs exactly k draws.
+    ``median n_k(reference) / median n_k(method)`` over seeded runs: medians with medians.
+    With the random reference the numerator is the exact median of the law above
+    (``reference_stat="median"``, the default); the mean is reported beside it
+    (``random_reference_mean``) and ``reference_stat="mean"`` reproduces the older tables,
+    which divided a mean by a median and inflated the "first" AF 1.3-1.4x. The ceiling is
+    ``(N+1)/(M+1)``: an oracle needs exactly k draws.
 censoring
     A censored count is only known to exceed the run's length L. A median is computed twice,
     with censored runs at ``L+1`` and at ``+inf``; if both agree the median is exact, else
     the ``L+1`` version is a lower bound of the median. Hence an AF is ``exact``, an ``upper``
     bound (the method's median is censored: AF <= value), a ``lower`` bound (the
-    reference's median is censored: AF >= value), or ``undefined`` (both).
+    reference's median is censored: AF >= value), or ``undefined`` (both). The bound travels
+    to every figure made from the AF: its bootstrap interval, ``af_vs_sobol``, geometric means
+    (see :func:`combine_bounds`) and the lab-time factors; tables print ``<=``, ``>=`` or ``?``.
 enhancement factor EF(n)
     Mean fraction of the good set found after n experiments divided by n/N (random draws
     find n/N of it on average, so EF = 1 for random; an oracle reaches N/M for n <= M).
@@ -49,6 +55,7 @@ from typing import Any
 
 import numpy as np
 from scipy.special import gammaln
+from scipy.stats import nhypergeom
 
 __all__ = [
     "AccelerationFactor",
@@ -69,13 +76,21 @@ __all__ = [
     "geometric_mean_af",
     "good_set",
     "lab_time_table",
+    "WorkingHours",
+    "MedianCount",
+    "calendar_makespan",
+    "conventional_lab_table",
+    "format_duration",
     "makespan",
     "markdown_table",
     "median_censored",
     "n_good",
     "overhead_break_even",
     "random_reference",
+    "random_reference_law",
     "random_reference_median",
+    "combine_bounds",
+    "invert_bound",
     "random_reference_pmf",
     "standard_targets",
     "summarize",
@@ -196,10 +211,43 @@ def random_reference_pmf(n: int, m: int, k: int = 1) -> np.ndarray:
     return np.exp(logp)
 
 
+def random_reference_law(n: int, m: int, k: int = 1) -> Any:
+    """The law of the random reference's failures as a frozen ``scipy.stats.nhypergeom``.
+
+    Drawing without replacement from ``n`` items of which ``m`` are good, the number of draws
+    until the ``k``-th good one is ``k + X`` with ``X ~ nhypergeom(M=n, n=n-m, r=k)``: scipy's
+    ``M`` is the population, its ``n`` the items counted (here the *bad* ones) and its ``r``
+    the number of the other kind (here good) at which drawing stops.
+    """
+    if not (1 <= k <= m <= n):
+        raise ValueError(f"need 1 <= k <= m <= n, got k={k}, m={m}, n={n}")
+    return nhypergeom(n, n - m, k)
+
+
 def random_reference_median(n: int, m: int, k: int = 1) -> float:
-    """The exact median of the random reference's law (the smallest j with CDF >= 1/2)."""
-    cdf = np.cumsum(random_reference_pmf(n, m, k))
-    return float(np.searchsorted(cdf, 0.5 - 1e-12) + 1)
+    """The exact median draw count of the random reference: ``k + median(nhypergeom(n, n-m, k))``.
+
+    The median of a discrete law is the smallest value whose CDF reaches 1/2. Example: one good
+    item among 3 (n = 3, m = 1, k = 1) arrives at draw 1, 2 or 3 with probability 1/3 each,
+    so the median is 2.
+
+    >>> random_reference_median(3, 1, 1)
+    2.0
+    """
+    guess = int(k + random_reference_law(n, m, k).median())
+    # scipy's ppf works in floating point and lands one draw late when the CDF is exactly 1/2
+    # at a count (e.g. n=4, m=2, k=1: P(first draw good) = 1/2); settle it with exact integers.
+    while guess > k and _reaches_half(n, m, k, guess - 1):
+        guess -= 1
+    while not _reaches_half(n, m, k, guess):
+        guess += 1
+    return float(guess)
+
+
+def _reaches_half(n: int, m: int, k: int, j: int) -> bool:
+    """Exactly, in integers: ``P(n_k <= j) >= 1/2``, i.e. ``2 * sum_i C(i-1, k-1) C(n-i, m-k) >= C(n, m)``."""
+    total = sum(math.comb(i - 1, k - 1) * math.comb(n - i, m - k) for i in range(k, j + 1))
+    return 2 * total >= math.comb(n, m)
 
 
 def ceiling(n: int, m: int) -> float:
@@ -243,8 +291,37 @@ class AccelerationFactor:
         return asdict(self)
 
     def __str__(self) -> str:
-        sign = {"exact": "", "upper": "<= ", "lower": ">= ", "undefined": "? "}[self.bound]
-        return f"{sign}{self.value:.2f} [{self.ci_low:.2f}, {self.ci_high:.2f}]"
+        sign = BOUND_MARKS[self.bound] + (" " if self.bound != "exact" else "")
+        return f"{sign}{self.value:.2f} {sign}[{self.ci_low:.2f}, {self.ci_high:.2f}]"
+
+
+#: How a bound prints in front of a figure: AF <= value ("upper"), >= value ("lower"), unknown direction ("undefined").
+BOUND_MARKS = {"exact": "", "upper": "<=", "lower": ">=", "undefined": "?"}
+
+
+def combine_bounds(bounds: Iterable[str]) -> str:
+    """The bound of a figure that increases with each of several inputs (a product, a geometric mean).
+
+    Exact inputs give an exact figure; upper (lower) bounds alone give an upper (lower) bound;
+    upper and lower bounds together, or any undefined input, leave the direction unknown.
+
+    >>> combine_bounds(["exact", "upper", "exact"])
+    'upper'
+    >>> combine_bounds(["upper", "lower"])
+    'undefined'
+    """
+    kinds = {b for b in bounds if b != "exact"}
+    for b in kinds:
+        if b not in BOUND_MARKS:
+            raise ValueError(f"bound must be one of {list(BOUND_MARKS)}, got {b!r}")
+    if not kinds:
+        return "exact"
+    return kinds.pop() if len(kinds) == 1 else "undefined"
+
+
+def invert_bound(bound: str) -> str:
+    """The bound of ``1/x`` when ``x`` has ``bound`` (an upper bound of x is a lower bound of 1/x)."""
+    return {"upper": "lower", "lower": "upper"}.get(bound, bound)
 
 
 def bootstrap_median_ratio(
@@ -369,27 +446,55 @@ def geometric_mean(values: Iterable[float | None]) -> float:
     return float(np.exp(np.log(v).mean())) if v.size else float("nan")
 
 
-def geometric_mean_af(rows: Sequence[Mapping[str, Any]], target: str = "80%") -> list[dict[str, Any]]:
-    """Per planner: geometric mean over datasets of ``af_vs_random`` at ``target``.
+#: The targets the default planner is chosen by (benchmarks.md, "Choosing a default planner").
+SELECTION_TARGETS = ("first", "80%")
 
-    ``bounds`` lists datasets whose AF is a bound, not a value, so a reader sees it.
+
+def geometric_mean_af(
+    rows: Sequence[Mapping[str, Any]],
+    targets: str | Sequence[str] = SELECTION_TARGETS,
+    columns: Sequence[str] = ("af_vs_random", "af_vs_sobol"),
+) -> list[dict[str, Any]]:
+    """Per planner: geometric means over datasets of the AF columns, per target and over the targets together.
+
+    For every planner there is one row per target in ``targets`` and, when there are several,
+    one more whose ``target`` joins them with ``+`` (``"first+80%"``): the geometric mean over
+    every (dataset, target) cell, the figure a default planner is chosen by, so that it cannot
+    win one target by losing the other. ``gmean_<column>_bound`` says whether a mean is
+    exact or a bound (:func:`combine_bounds` of the cells' bounds); ``bounds`` lists the cells
+    that are bounds, so a reader sees them. Columns absent from the rows are left out.
     """
-    by: dict[str, list[Mapping[str, Any]]] = {}
-    for r in rows:
-        if r["target"] == target:
-            by.setdefault(r["planner"], []).append(r)
+    wanted = [targets] if isinstance(targets, str) else list(targets)
+    groups: list[tuple[str, set[str]]] = [(t, {t}) for t in wanted]
+    if len(wanted) > 1:
+        groups.append(("+".join(wanted), set(wanted)))
+    planners = list(dict.fromkeys(r["planner"] for r in rows))
     out = []
-    for planner, rs in by.items():
-        out.append(
-            {
+    for planner in planners:
+        for label, members in groups:
+            cells = [r for r in rows if r["planner"] == planner and r["target"] in members]
+            if not cells:
+                continue
+            row: dict[str, Any] = {
                 "planner": planner,
-                "target": target,
-                "datasets": len(rs),
-                "gmean_af_vs_random": geometric_mean(r["af_vs_random"] for r in rs),
-                "gmean_ceiling": geometric_mean(r["ceiling"] for r in rs),
-                "bounds": sorted(f"{r['dataset']} ({r['af_bound']})" for r in rs if r["af_bound"] != "exact"),
+                "target": label,
+                "datasets": len({r["dataset"] for r in cells}),
+                "cells": len(cells),
+                "gmean_ceiling": geometric_mean(r["ceiling"] for r in cells),
             }
-        )
+            for col in columns:
+                have = [r for r in cells if r.get(col) is not None]
+                if not have:
+                    continue
+                bound_key = "af_bound" if col == "af_vs_random" else f"{col}_bound"
+                row[f"gmean_{col}"] = geometric_mean(r[col] for r in have)
+                row[f"gmean_{col}_bound"] = combine_bounds(r.get(bound_key, "exact") for r in have)
+                if len(have) < len(cells):
+                    row[f"gmean_{col}_cells"] = len(have)
+            row["bounds"] = sorted(
+                f"{r['dataset']}/{r['target']} ({r['af_bound']})" for r in cells if r.get("af_bound", "exact") != "exact"
+            )
+            out.append(row)
     return out
 
 
@@ -404,11 +509,13 @@ def summarize_traces(
     targets: Iterable[str] = ("first", "80%", "best"),
     budget: int | None = None,
     reference_planner: str | None = None,
-    reference_stat: str = "mean",
+    reference_stat: str = "median",
     n_boot: int = 2000,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
     """One row per (planner, target); see :func:`summarize` (this takes the pool's values directly)."""
+    if reference_stat not in ("median", "mean"):
+        raise ValueError(f"reference_stat must be 'median' (benchmarks.md) or 'mean', got {reference_stat!r}")
     v = np.asarray(values, dtype=float)
     n_pool = len(v)
     tg = standard_targets(v, q, direction, targets)
@@ -424,16 +531,16 @@ def summarize_traces(
         efs = enhancement_summary(ef, dim)
         for tname, t in tg.items():
             counts = first_passage_counts(runs, t.members, t.k, budget)
-            if reference_stat == "mean":
-                ref = random_reference(n_pool, t.m, t.k)
-            elif reference_stat == "median":
-                ref = random_reference_median(n_pool, t.m, t.k)
-            else:
-                raise ValueError(f"reference_stat must be 'mean' or 'median', got {reference_stat!r}")
+            ref_mean = random_reference(n_pool, t.m, t.k)
+            ref_median = random_reference_median(n_pool, t.m, t.k)
+            ref = {"median": ref_median, "mean": ref_mean}[reference_stat]
             af = acceleration_factor(counts, ref, budgets, n_boot=n_boot, seed=seed)
             _, med_exact = median_censored(counts, budgets)
             finite = counts[np.isfinite(counts)]
-            q25, q75 = (np.percentile(np.where(np.isinf(counts), budgets + 1, counts), [25, 75]) if len(counts) else (np.nan, np.nan))
+            q25, q75 = np.percentile(np.where(np.isinf(counts), budgets + 1, counts), [25, 75])
+            # An IQR end is a lower bound when it moves once censored runs go further out.
+            far = np.percentile(np.where(np.isinf(counts), budgets + 1 + 1e9, counts), [25, 75])
+            iqr_exact = (bool(far[0] == q25), bool(far[1] == q75))
             row: dict[str, Any] = {
                 "dataset": dataset,
                 "planner": planner,
@@ -447,8 +554,11 @@ def summarize_traces(
                 "median_n": af.method_median,
                 "median_exact": med_exact,
                 "iqr": (float(q25), float(q75)),
+                "iqr_exact": iqr_exact,
                 "reached_fraction": float(len(finite) / len(counts)),
                 "random_reference": ref,
+                "random_reference_median": ref_median,
+                "random_reference_mean": ref_mean,
                 "reference_stat": reference_stat,
                 "af_vs_random": af.value,
                 "af_ci": (af.ci_low, af.ci_high),
@@ -493,15 +603,18 @@ def summarize(
         Any of "first", "80%", "best".
     options:
         ``budget`` (truncate runs), ``reference_planner`` (e.g. "sobol": adds
-        ``af_vs_sobol``), ``reference_stat`` ("mean", the exact expectation of benchmarks.md,
-        or "median"), ``n_boot``, ``seed``.
+        ``af_vs_sobol`` with ``af_vs_sobol_ci`` and ``af_vs_sobol_bound``),
+        ``reference_stat`` ("median", the exact median of the negative hypergeometric law as
+        benchmarks.md defines AF, or "mean" for the older tables), ``n_boot``, ``seed``.
 
     Each row holds: dataset, planner, target, k, M, N, q, seeds, budget, median_n,
-    median_exact, iqr, reached_fraction, random_reference, reference_stat, af_vs_random,
-    af_ci, af_bound, ceiling, m_good, ef_10d, ef_20d, ef_max, ef_max_at. ``median_n`` and
-    ``iqr`` place censored runs at budget + 1 (so they are lower bounds when
-    ``median_exact`` is False); ``reached_fraction`` is the share of runs that reached the
-    target within the budget; EF is computed on the good set (top ``ceil(q*N)``).
+    median_exact, iqr, iqr_exact, reached_fraction, random_reference (the one AF uses),
+    random_reference_median, random_reference_mean, reference_stat, af_vs_random, af_ci,
+    af_bound, ceiling, m_good, ef_10d, ef_20d, ef_max, ef_max_at. ``median_n`` and ``iqr``
+    place censored runs at budget + 1 (so they are lower bounds when ``median_exact`` /
+    ``iqr_exact`` is False); ``af_bound`` applies to ``af_vs_random`` and ``af_ci`` alike;
+    ``reached_fraction`` is the share of runs that reached the target within the budget;
+    EF is computed on the good set (top ``ceil(q*N)``).
     """
     return summarize_traces(
         traces,
@@ -519,27 +632,48 @@ def summarize(
 DEFAULT_COLUMNS = ("dataset", "planner", "target", "median_n", "iqr", "reached_fraction", "af_vs_random", "af_ci", "ceiling", "ef_10d", "seeds")
 
 
+def _bound_of(key: str, row: Mapping[str, Any]) -> str:
+    """Which bound a column's figure carries: ``af_vs_random`` and ``af_ci`` use ``af_bound``;
+    any other column ``X`` (or ``X_ci``) uses ``X_bound`` when the row has one."""
+    if key in ("af_vs_random", "af_ci"):
+        return row.get("af_bound", "exact")
+    base = key[: -len("_ci")] if key.endswith("_ci") else key
+    return row.get(f"{base}_bound", "exact")
+
+
+def _number(v: float) -> str:
+    if not math.isfinite(v):
+        return str(v)
+    return f"{v:.0f}" if v == round(v) and abs(v) >= 1 else f"{v:.2f}"
+
+
 def _fmt(key: str, v: Any, row: Mapping[str, Any]) -> str:
     if v is None:
         return "-"
-    if key == "af_vs_random":
-        mark = {"exact": "", "upper": "<=", "lower": ">=", "undefined": "?"}.get(row.get("af_bound", "exact"), "")
-        return f"{mark}{v:.2f}"
+    mark = BOUND_MARKS.get(_bound_of(key, row), "?")
     if key == "median_n" and not row.get("median_exact", True):
         return f">{v - 1:.0f}"
+    if key == "iqr" and isinstance(v, (tuple, list)):
+        exact = row.get("iqr_exact", (True, True))
+        return "[" + ", ".join(_number(x) if e else f">{x - 1:.0f}" for x, e in zip(v, exact)) + "]"
     if key == "reached_fraction":
         return f"{100 * v:.0f}%"
-    if isinstance(v, tuple):
-        return "[" + ", ".join(_fmt("", x, row) for x in v) + "]"
+    if isinstance(v, (tuple, list)):
+        return mark + "[" + ", ".join(f"{x:.2f}" if isinstance(x, float) else str(x) for x in v) + "]"
     if isinstance(v, float):
-        if not math.isfinite(v):
-            return str(v)
-        return f"{v:.0f}" if v == round(v) and abs(v) >= 1 else f"{v:.2f}"
-    return str(v)
+        if key.startswith(("af_", "gmean_af")):
+            return f"{mark}{v:.2f}"
+        return mark + _number(v)
+    return mark + str(v) if f"{key}_bound" in row else str(v)
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """Render rows as a GitHub markdown table. AF bounds print as ``<=``/``>=``; a censored median as ``>budget``."""
+    """Render rows as a GitHub markdown table.
+
+    A figure that is a bound prints with its mark in every column it reaches (``<=`` upper,
+    ``>=`` lower, ``?`` direction unknown): ``af_vs_random`` and ``af_ci`` by ``af_bound``,
+    any other column ``X`` and ``X_ci`` by ``X_bound``. A censored median prints as ``>budget``.
+    """
     cols = list(columns or [c for c in DEFAULT_COLUMNS if any(c in r for r in rows)])
     lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
     for r in rows:
@@ -668,6 +802,239 @@ def lab_time_table(
                     "timing": (s / alg) if (s is not None and alg) else None,
                     "automation": (t_m1 / t_m) if (t_m1 is not None and np.isfinite(t_m1) and np.isfinite(t_m) and t_m > 0) else None,
                     "break_even_t_exp_s": overhead_break_even(plan0, t_orch),
+                }
+            )
+    return rows
+
+
+# -- the headline: labflow around the clock vs a conventional lab --------------------------
+DAY, WEEK = 24 * HOUR, 7 * 24 * HOUR
+
+
+@dataclass(frozen=True)
+class WorkingHours:
+    """When a conventional lab runs experiments: ``hours_per_day`` on the first ``days_per_week`` days of each week.
+
+    The campaign starts at the opening of the first working day (day 0, a Monday). The rule an
+    experiment of duration ``t_exp`` follows (:func:`calendar_makespan`):
+
+    * it starts at once if it ends before closing time (it fits in what is left of the working day);
+    * otherwise it waits for the next opening: nobody starts an experiment they cannot finish;
+    * an experiment longer than a whole working day starts only at an opening and runs on
+      unattended past closing (the next one then waits for the next opening after it ends).
+
+    ``WorkingHours(24, 7)`` is around the clock: experiments run back to back.
+    """
+
+    hours_per_day: float = 8.0
+    days_per_week: int = 5
+
+    def __post_init__(self) -> None:
+        h = self.hours_per_day
+        if not (isinstance(h, (int, float)) and math.isfinite(h) and 0 < h <= 24):
+            raise ValueError(f"working hours: hours_per_day must be in (0, 24], got {h!r}")
+        d = self.days_per_week
+        if not (isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 7):
+            raise ValueError(f"working hours: days_per_week must be a whole number from 1 to 7, got {d!r}")
+
+    @property
+    def around_the_clock(self) -> bool:
+        return self.hours_per_day >= 24 and self.days_per_week == 7
+
+    @property
+    def fraction(self) -> float:
+        """Share of the week the lab is open: 8 h x 5 d / 168 h = 0.238."""
+        return self.hours_per_day * self.days_per_week / (7 * 24)
+
+    def is_working_day(self, day: int) -> bool:
+        return day % 7 < self.days_per_week
+
+    def next_opening(self, t: float) -> float:
+        """The first opening time [s] at or after ``t``."""
+        day = math.ceil(t / DAY - 1e-12)
+        while not self.is_working_day(day):
+            day += 1
+        return day * DAY
+
+    def closing(self, t: float) -> float:
+        """When the working stretch holding time ``t`` ends [s]: its day's closing, or later when
+        24-hour working days follow each other (``inf`` when the lab never closes)."""
+        if self.around_the_clock:
+            return math.inf
+        day = math.floor(t / DAY + 1e-12)
+        end = day * DAY + self.hours_per_day * HOUR
+        while self.hours_per_day >= 24 and self.is_working_day(day + 1):
+            day += 1
+            end = day * DAY + DAY
+        return end
+
+    def is_open(self, t: float) -> bool:
+        day = math.floor(t / DAY + 1e-12)
+        return self.is_working_day(day) and t < day * DAY + self.hours_per_day * HOUR - 1e-9
+
+
+def calendar_makespan(n: int, t_exp: float, hours: WorkingHours = WorkingHours()) -> float:
+    """Calendar time [s] for ``n`` experiments of ``t_exp`` seconds each, one after the other on one
+    instrument, within ``hours`` (see :class:`WorkingHours` for the rule).
+
+    With 8 h a day, 5 days a week and 1-hour experiments: 8 fit in day 0 (done at 8 h), the 9th
+    ends at 25 h (day 1, 1 h after opening), the 41st at 169 h (the Monday after the weekend).
+
+    >>> calendar_makespan(9, 3600.0) / 3600.0
+    25.0
+    """
+    if n < 0 or int(n) != n:
+        raise ValueError(f"n must be a whole number of experiments >= 0, got {n!r}")
+    if not (math.isfinite(t_exp) and t_exp > 0):
+        raise ValueError(f"t_exp must be a positive duration in seconds, got {t_exp!r}")
+    if hours.around_the_clock:
+        return float(n) * t_exp
+    eps = 1e-9 * max(1.0, t_exp)
+    long_runs = t_exp > hours.hours_per_day * HOUR + eps  # longer than a working day
+    t = 0.0
+    for _ in range(int(n)):
+        if long_runs:
+            start = hours.next_opening(t - eps)  # only at an opening (now, if it is one)
+        else:
+            start = t if hours.is_open(t) and t + t_exp <= hours.closing(t) + eps else hours.next_opening(t + eps)
+            while start + t_exp > hours.closing(start) + eps:  # e.g. a short working day after a 24-h stretch
+                start = hours.next_opening(start + eps)
+        t = start + t_exp
+    return t
+
+
+@dataclass(frozen=True)
+class MedianCount:
+    """A median first-passage count and whether it is exact (False: a lower bound, runs were censored)."""
+
+    value: float
+    exact: bool = True
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.value) and self.value >= 1):
+            raise ValueError(f"a median count must be a finite number of experiments >= 1, got {self.value!r}")
+
+    @property
+    def bound(self) -> str:
+        """As an input: ``"exact"`` or ``"lower"`` (the true median is at least ``value``)."""
+        return "exact" if self.exact else "lower"
+
+
+def _ratio_bound(numerator: str, denominator: str) -> str:
+    """Bound of ``a / b`` from the bounds of an increasing ``a`` and an increasing ``b``."""
+    return combine_bounds([numerator, invert_bound(denominator)])
+
+
+def format_duration(seconds: float) -> str:
+    """``90`` -> "1.5 min", ``7200`` -> "2 h", ``3 * 86400`` -> "3 d"; "inf" for a censored time."""
+    if not math.isfinite(seconds):
+        return "inf"
+    for unit, size in (("d", DAY), ("h", HOUR), ("min", MINUTE)):
+        if seconds >= size:
+            v = seconds / size
+            return f"{v:.0f} {unit}" if abs(v - round(v)) < 1e-9 else f"{v:.3g} {unit}"
+    return f"{seconds:.3g} s"
+
+
+def conventional_lab_table(
+    n_method: Mapping[int, MedianCount],
+    n_conventional: MedianCount,
+    *,
+    t_plan: float,
+    t_orch: float = 0.0,
+    hours: WorkingHours = WorkingHours(),
+    t_exps: Sequence[float] = T_EXP_GRID,
+    instruments: Sequence[int] = P_GRID,
+) -> list[dict[str, Any]]:
+    """The headline table: labflow on P instruments around the clock vs a conventional lab, factor by factor.
+
+    Parameters
+    ----------
+    n_method:
+        ``{P: median experiments to the target}`` measured with P instruments running
+        asynchronously (real batches with pending experiments, never n(1)/P). Must hold P = 1.
+    n_conventional:
+        The conventional design's median on one instrument (grid or the best non-adaptive design).
+    t_plan, t_orch:
+        labflow's measured median planning latency and its orchestration overhead per
+        experiment [s]. The conventional design is planned in advance (no latency).
+    hours:
+        The conventional lab's working hours; labflow's instruments run around the clock.
+
+    For each P and t_exp, with ``T0(n, P)`` the makespan of n experiments on P instruments
+    without overhead, ``T(n, P)`` with it (:func:`makespan`) and ``C(n)`` the conventional
+    calendar time (:func:`calendar_makespan`), the total speed-up is split into factors whose
+    product is exactly the total (each is a ratio of consecutive terms of a telescoping product):
+
+    * ``algorithmic`` = n_conv / n_method(1): fewer experiments;
+    * ``parallel`` = n_method(1)*t_exp / T0(n_method(P), P): P instruments, *including* the
+      asynchronous penalty; it is ``parallel_ideal`` (= n_method(P)*t_exp / T0, about P) times
+      ``async_penalty`` (= n_method(1) / n_method(P), usually below 1);
+    * ``hours`` = C(n_conv) / (n_conv*t_exp): running around the clock instead of in working hours
+      (the calendar schedules ``ceil(n_conv)`` experiments when a median ends in .5);
+    * ``overhead`` = T0(n_method(P), P) / T(n_method(P), P): planning and orchestration (<= 1);
+    * ``speedup`` = C(n_conv) / T(n_method(P), P) = algorithmic * parallel * hours * overhead.
+
+    Every figure carries a ``<name>_bound`` ("exact", "upper", "lower" or "undefined") from the
+    censoring of the medians it is made of: a censored count is a lower bound of the true median.
+    """
+    if 1 not in n_method:
+        raise ValueError(f"n_method needs the one-instrument median (P = 1) for the algorithmic factor; got P = {sorted(n_method)}")
+    if t_plan < 0 or t_orch < 0:
+        raise ValueError(f"t_plan and t_orch must be >= 0 seconds, got t_plan={t_plan!r}, t_orch={t_orch!r}")
+    n1, nc = n_method[1], n_conventional
+    rows = []
+    for p in instruments:
+        if p not in n_method:
+            continue
+        np_ = n_method[p]
+        for te in t_exps:
+            t0 = makespan(np_.value, p, te)
+            tm = makespan(np_.value, p, te, t_plan, t_orch)
+            cal = calendar_makespan(int(math.ceil(nc.value)), te, hours)
+            alg = nc.value / n1.value
+            par = n1.value * te / t0
+            par_ideal = np_.value * te / t0
+            penalty = n1.value / np_.value
+            hrs = cal / (nc.value * te)  # the median count itself (it may end in .5), as in "algorithmic"
+            ovh = t0 / tm
+            total = cal / tm
+            rows.append(
+                {
+                    "P": p,
+                    "t_exp_s": te,
+                    "t_exp": format_duration(te),
+                    "n_conventional": nc.value,
+                    "n_conventional_bound": nc.bound,
+                    "n_method_P1": n1.value,
+                    "n_method_P1_bound": n1.bound,
+                    "n_method": np_.value,
+                    "n_method_bound": np_.bound,
+                    "T_conventional_s": cal,
+                    "T_conventional": format_duration(cal),
+                    "T_conventional_bound": nc.bound,
+                    "T_method_s": tm,
+                    "T_method": format_duration(tm),
+                    "T_method_bound": np_.bound,
+                    "speedup": total,
+                    "speedup_bound": _ratio_bound(nc.bound, np_.bound),
+                    "algorithmic": alg,
+                    "algorithmic_bound": _ratio_bound(nc.bound, n1.bound),
+                    "parallel": par,
+                    "parallel_bound": _ratio_bound(n1.bound, np_.bound),
+                    "parallel_ideal": par_ideal,
+                    "parallel_ideal_bound": "exact" if np_.exact else "undefined",
+                    "async_penalty": penalty,
+                    "async_penalty_bound": _ratio_bound(n1.bound, np_.bound),
+                    "hours": hrs,
+                    "hours_bound": "exact" if nc.exact else "undefined",
+                    "overhead": ovh,
+                    "overhead_bound": "exact" if np_.exact else "undefined",
+                    "t_plan_s": t_plan,
+                    "t_orch_s": t_orch,
+                    "planning_share": t_plan / (t_plan + t_orch + te),
+                    "work_hours": hours.hours_per_day,
+                    "work_days": hours.days_per_week,
                 }
             )
     return rows

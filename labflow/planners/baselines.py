@@ -2,6 +2,20 @@
 
 They are what conventional design of experiments would do; benchmarks run them through the
 same loop as the Bayesian planner so that overhead counts the same way.
+
+Space-filling designs on a pool
+-------------------------------
+Asked with ``choices`` (a pool of existing rows, as in ``labflow bench``), Sobol and LHS make
+their design *over the pool* (``pool_design="rank"``, the default): each input column of the
+pool is replaced by its empirical quantile, the mid-rank ``(rank - 1/2) / N`` (ties share
+their mean rank), so the rows spread evenly over the unit cube of ranks; the scrambled
+Sobol (or LHS) sequence is drawn in that rank space and each design point, in sequence
+order, takes the nearest row not yet taken. The result is an ordering of the whole pool
+whose every prefix covers it as evenly as the sequence covers the cube, with the pool's own
+density: dense regions get as many rows as they hold, and an isolated outlying row is no
+likelier to come early than any other. ``pool_design="snap"`` keeps the older behaviour
+(design in the parameters' unit cube, snapped to the nearest free row), which over-samples
+isolated rows of unevenly sampled pools; see ``docs/decisions/0005-pool-space-filling-baselines.md``.
 """
 
 from __future__ import annotations
@@ -17,11 +31,96 @@ from labflow.planners.base import Planner
 from labflow.space import Categorical, Integer, Real
 
 
+POOL_DESIGNS = ("rank", "snap")
+
+
+def pool_ranks(X: np.ndarray) -> np.ndarray:
+    """Each column of ``X`` (rows x dims) replaced by its empirical quantile ``(rank - 1/2) / N``, ties averaged.
+
+    >>> pool_ranks(np.array([[0.0], [10.0], [10.0], [11.0]])).ravel().tolist()
+    [0.125, 0.5, 0.5, 0.875]
+    """
+    from scipy.stats import rankdata
+
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2 or len(X) == 0:
+        raise ValueError(f"pool_ranks needs a non-empty rows x dims array, got shape {X.shape}")
+    return (rankdata(X, method="average", axis=0) - 0.5) / len(X)
+
+
+def match_design_to_rows(design: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Greedy matching: each design point, in order, takes the nearest row (Euclidean) not yet taken.
+
+    Returns row indices, one per design point while rows last (``min(len(design), len(rows))``).
+    Ties go to the lower row index, so the result is deterministic.
+    """
+    design, rows = np.atleast_2d(np.asarray(design, float)), np.atleast_2d(np.asarray(rows, float))
+    if design.shape[1] != rows.shape[1]:
+        raise ValueError(f"design has {design.shape[1]} dimensions but the rows have {rows.shape[1]}")
+    free = np.ones(len(rows), dtype=bool)
+    order = []
+    for x in design[: len(rows)]:
+        d = np.where(free, ((rows - x) ** 2).sum(axis=1), np.inf)
+        j = int(np.argmin(d))
+        free[j] = False
+        order.append(j)
+    return np.array(order, dtype=int)
+
+
+def _row_keys(X: np.ndarray) -> list[bytes]:
+    """Hashable keys of rows, equal for rows equal to 1e-9 (``+ 0.0`` folds -0.0 into 0.0)."""
+    return [(np.round(x, 9) + 0.0).tobytes() for x in np.asarray(X, dtype=float)]
+
+
 class _DesignPlanner(Planner):
-    """A planner that walks a precomputed, seeded design: each proposal is the next point of it."""
+    """A planner that walks a precomputed, seeded design: each proposal is the next point of it.
+
+    Space-filling designs (``_pool_native = True``) make their design over a pool's rows when
+    asked with ``choices`` (see the module docstring); the others snap to the nearest free row.
+    """
+
+    _pool_native: ClassVar[bool] = False
+
+    def __init__(self, *args: Any, pool_design: str = "rank", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if pool_design not in POOL_DESIGNS:
+            raise ValueError(f"pool_design must be one of {list(POOL_DESIGNS)}, got {pool_design!r}")
+        self.pool_design = pool_design
+
+    def settings(self) -> dict[str, Any]:
+        return {"pool_design": self.pool_design} if self._pool_native else {}
 
     def _design_point(self, index: int) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _design_points(self, count: int) -> np.ndarray:
+        """The first ``count`` points of the design, in the unit cube."""
+        return np.array([self._design_point(i) for i in range(count)])
+
+    def _propose_from(self, n: int, X_pending: np.ndarray, X_choices: np.ndarray) -> np.ndarray:
+        if not (self._pool_native and self.pool_design == "rank"):
+            return super()._propose_from(n, X_pending, X_choices)
+        self.last_generator = f"{self.name}-pool"
+        order = self._pool_order(X_pending, X_choices)
+        free = set(_row_keys(X_choices))
+        picked = [x for x, key in zip(order, _row_keys(order)) if key in free][:n]
+        if len(picked) < n:  # cannot happen while the design covers the pool; say so if it does
+            raise RuntimeError(f"{self.name}: the pool design yielded {len(picked)} free rows, {n} were asked for")
+        return np.array(picked)
+
+    def _pool_order(self, X_pending: np.ndarray, X_choices: np.ndarray) -> np.ndarray:
+        """The pool's rows (unit cube) in design order, cached while the pool stays the same."""
+        cached = getattr(self, "_pool_cache", None)
+        keys = _row_keys(X_choices)
+        if cached is not None and cached[0] == self.seed and set(keys) <= cached[1]:
+            return cached[2]
+        pool = np.vstack([X_choices, X_pending, self._X_observed()]) if len(X_pending) or self.n_observations else X_choices
+        _, first = np.unique(np.round(pool, 9), axis=0, return_index=True)
+        pool = pool[np.sort(first)]
+        design = self._design_points(len(pool))
+        order = pool[match_design_to_rows(design, pool_ranks(pool))]
+        self._pool_cache = (self.seed, set(_row_keys(pool)), order)
+        return order
 
     def _propose(self, n: int, X_pending: np.ndarray) -> np.ndarray:
         self.last_generator = self.name
@@ -48,9 +147,18 @@ class RandomPlanner(Planner):
 
 
 class SobolPlanner(_DesignPlanner):
-    """A scrambled Sobol sequence: space-filling, low discrepancy."""
+    """A scrambled Sobol sequence: space-filling, low discrepancy.
+
+    On a pool (``choices``) the sequence is laid over the pool's rows in rank space
+    (``pool_design="rank"``); ``pool_design="snap"`` snaps unit-cube points to the nearest free row.
+    """
 
     name: ClassVar[str] = "sobol"
+    _pool_native: ClassVar[bool] = True
+
+    def _design_points(self, count: int) -> np.ndarray:
+        sampler = qmc.Sobol(d=self.space.dim, scramble=True, seed=self.seed)
+        return sampler.random_base2(max(1, math.ceil(math.log2(max(count, 2)))))[:count]
 
     def _design_point(self, index: int) -> np.ndarray:
         if not hasattr(self, "_sobol_cache") or self._sobol_cache.shape[0] <= index or self._sobol_seed != self.seed:
@@ -61,16 +169,23 @@ class SobolPlanner(_DesignPlanner):
 
 
 class LatinHypercubePlanner(_DesignPlanner):
-    """Latin hypercube batches: each block of ``block`` points stratifies every dimension."""
+    """Latin hypercube batches: each block of ``block`` points stratifies every dimension.
+
+    On a pool (``choices``) the blocks are laid over the pool's rows in rank space, so each block
+    stratifies the pool's empirical quantiles (``pool_design="rank"``); ``"snap"`` snaps instead.
+    """
 
     name: ClassVar[str] = "lhs"
+    _pool_native: ClassVar[bool] = True
 
     def __init__(self, *args: Any, block: int = 16, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if int(block) < 1:
+            raise ValueError(f"block must be a positive number of points, got {block!r}")
         self.block = int(block)
 
     def settings(self) -> dict[str, Any]:
-        return {"block": self.block}
+        return {"block": self.block, **super().settings()}
 
     def _design_point(self, index: int) -> np.ndarray:
         b, i = divmod(index, self.block)
@@ -108,7 +223,7 @@ class GridPlanner(_DesignPlanner):
         self._grid, self._grid_seed = grid, self.seed
 
     def settings(self) -> dict[str, Any]:
-        return {"levels": self.levels, "shuffle": self.shuffle, "size": int(len(self._grid))}
+        return {"levels": self.levels, "shuffle": self.shuffle, "size": int(len(self._grid)), **super().settings()}
 
     def _design_point(self, index: int) -> np.ndarray:
         if self._grid_seed != self.seed:  # the seed came from load_state_dict

@@ -33,7 +33,7 @@ class DatasetLabConfig(LabConfig):
     kind: Literal["dataset"] = "dataset"
     dataset: str = Field(description="a shipped dataset name (e.g. crossed_barrel) or a description YAML path")
     mode: Literal["pool", "emulator"] = "pool"
-    data_dir: str | None = Field(None, description="folder with the CSV (default: $LABFLOW_DATA or ../shared/data/liang2021)")
+    data_dir: str | None = Field(None, description="folder with the CSV (default: $LABFLOW_DATA, else the copies shipped in labflow/datasets)")
     stations: int = Field(1, ge=1, le=256)
     durations: DurationsConfig = Field(default_factory=DurationsConfig)
     time_scale: float = Field(0.0, ge=0.0, allow_inf_nan=False)

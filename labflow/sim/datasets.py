@@ -62,6 +62,7 @@ __all__ = [
     "builtin_description_path",
     "dataset_available",
     "default_data_dir",
+    "shipped_data_dir",
     "describe_csv",
     "load_dataset",
     "load_description",
@@ -182,13 +183,19 @@ def _problems_from(exc: ValidationError) -> list[Problem]:
 
 
 # -- locating files -----------------------------------------------------------------
+def shipped_data_dir() -> Path:
+    """The folder of the datasets shipped inside the package (``labflow/datasets/liang2021``)."""
+    from labflow.datasets import LIANG2021_DIR
+
+    return LIANG2021_DIR
+
+
 def default_data_dir() -> Path:
-    """Where dataset CSVs are looked for: ``$LABFLOW_DATA``, else ``<project root>/../shared/data/liang2021``."""
+    """Where dataset CSVs are looked for first: ``$LABFLOW_DATA`` when set, else the shipped copies."""
     env = os.environ.get(DATA_ENV)
     if env:
         return Path(env).expanduser()
-    project_root = Path(__file__).resolve().parents[2]
-    return project_root.parent / "shared" / "data" / "liang2021"
+    return shipped_data_dir()
 
 
 def builtin_description_path(name: str) -> Path:
@@ -235,6 +242,8 @@ def _resolve_csv(desc: DatasetDescription, yaml_path: Path | None, data_dir: str
         if yaml_path is not None and yaml_path.parent != DESCRIPTIONS_DIR:
             candidates.append(yaml_path.parent / file)
         candidates.append(default_data_dir() / file)
+        if yaml_path is not None and yaml_path.parent == DESCRIPTIONS_DIR and shipped_data_dir() != default_data_dir():
+            candidates.append(shipped_data_dir() / file)  # a built-in pool missing from $LABFLOW_DATA: the shipped copy
     for c in candidates:
         if c.is_file():
             return c
@@ -368,7 +377,8 @@ def load_dataset(
     ``"autoam"``), the path of a description YAML, or a :class:`DatasetDescription`.
 
     The CSV is looked for in ``data_dir`` when given; otherwise next to a user's YAML, then in
-    :func:`default_data_dir` (``$LABFLOW_DATA`` or ``<project root>/../shared/data/liang2021``).
+    ``$LABFLOW_DATA`` when set, then (for the built-in pools) in the copies shipped in
+    :mod:`labflow.datasets`.
     Raises :class:`~labflow.errors.RecipeError` naming the file and column when something is off.
     """
     if isinstance(name_or_description_path, DatasetDescription):

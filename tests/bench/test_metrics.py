@@ -10,6 +10,8 @@ import pytest
 from labflow.bench.metrics import (
     acceleration_factor,
     async_timeline,
+    combine_bounds,
+    invert_bound,
     ceiling,
     enhancement_factor,
     enhancement_summary,
@@ -90,6 +92,50 @@ def test_random_reference_agrees_with_a_seeded_monte_carlo(k, tol):
     good = range(m)  # which points are good does not matter to random sampling
     counts = first_passage_counts(traces, good, k)
     assert counts.mean() == pytest.approx(random_reference(n, m, k), rel=tol)
+
+
+@pytest.mark.parametrize(
+    ("n", "m", "k", "median"),
+    [
+        (3, 1, 1, 2),  # the one good item is 1st, 2nd or 3rd with probability 1/3 each: CDF(2) = 2/3
+        (4, 2, 1, 1),  # P(first draw is good) = 2/4: CDF(1) = 1/2 already
+        (4, 2, 2, 3),  # both good by draw n: P(2) = 1/6, P(3) = 2/6, P(4) = 3/6: CDF(3) = 1/2
+        (5, 1, 1, 3),  # uniform position among 5
+        (21, 1, 1, 11),
+    ],
+)
+def test_random_reference_median_by_hand(n, m, k, median):
+    assert random_reference_median(n, m, k) == median
+
+
+def test_random_reference_median_is_the_median_of_the_negative_hypergeometric_law():
+    for n, m, k in [(178, 9, 1), (178, 9, 8), (600, 30, 24), (94, 5, 4), (100, 5, 1)]:
+        cdf = np.cumsum(random_reference_pmf(n, m, k))  # the law written out, C(j-1, k-1) C(n-j, m-k) / C(n, m)
+        med = int(random_reference_median(n, m, k))
+        assert cdf[med - 1] >= 0.5 > cdf[med - 2]  # the smallest count whose CDF reaches 1/2
+    # and it is not the mean: for the first good of 9 among 178 the mean is 17.9 draws, the median 13
+    assert (random_reference(178, 9, 1), random_reference_median(178, 9, 1)) == (pytest.approx(17.9), 13)
+
+
+@pytest.mark.parametrize(("n", "m", "k"), [(100, 5, 1), (100, 5, 4), (40, 2, 2)])
+def test_random_reference_median_agrees_with_a_seeded_monte_carlo(n, m, k):
+    rng = np.random.default_rng(1234)
+    counts = first_passage_counts([rng.permutation(n) for _ in range(4001)], range(m), k)
+    exact = random_reference_median(n, m, k)
+    assert abs(np.median(counts) - exact) <= 1  # sampling error of a median of 4001 draws
+    assert np.mean(counts <= exact) >= 0.5 - 0.02 and np.mean(counts <= exact - 1) < 0.5 + 0.02
+
+
+def test_random_sampling_scores_about_one_against_the_median_reference():
+    # The old table divided the reference's mean by a median: random scored 1.3-1.4 against itself on "first".
+    values = np.arange(178.0)  # a P3HT-sized pool, 9 good
+    rng = np.random.default_rng(7)
+    runs = [list(rng.permutation(178)) for _ in range(2001)]
+    rows = summarize_traces({"random": runs}, values, targets=("first", "80%"), n_boot=200)
+    for row in rows:
+        assert row["af_vs_random"] == pytest.approx(1.0, abs=0.08)  # one draw either side of a median of 13
+    old = summarize_traces({"random": runs}, values, targets=("first",), n_boot=200, reference_stat="mean")
+    assert old[0]["af_vs_random"] > 1.25
 
 
 def test_ceiling_is_what_an_oracle_reaches():
@@ -181,7 +227,9 @@ def test_summary_rows_and_markdown_table():
     assert {"dataset", "planner", "target", "median_n", "af_vs_random", "af_ci", "ceiling", "reached_fraction", "seeds"} <= set(row)
     assert (row["k"], row["M"], row["N"]) == (2, 2, 40)
     assert row["median_n"] == 2.5 and row["reached_fraction"] == 1.0 and row["seeds"] == 2
-    assert row["af_vs_random"] == pytest.approx(random_reference(40, 2, 2) / 2.5)
+    assert row["random_reference"] == row["random_reference_median"] == random_reference_median(40, 2, 2)  # medians with medians
+    assert row["random_reference_mean"] == pytest.approx(random_reference(40, 2, 2))  # reported beside it
+    assert row["af_vs_random"] == pytest.approx(random_reference_median(40, 2, 2) / 2.5)
     assert row["ceiling"] == pytest.approx(41 / 3)
     table = markdown_table(rows)
     assert table.splitlines()[0].startswith("| dataset | planner | target | median_n")
@@ -197,6 +245,37 @@ def test_summary_marks_censored_medians_and_af_bounds():
     assert ">10" in table and "<=" in table
 
 
+def test_every_column_of_a_censored_figure_is_marked_as_a_bound():
+    values = np.arange(40.0)  # good = {39, 38}
+    smart = [[39, 38, *range(10)] for _ in range(3)]  # finds both at once
+    slow = [[39, *range(10)] for _ in range(3)]  # finds the first, never the second: censored at 11
+    sobol = [list(range(12)) for _ in range(3)]  # the reference design never finds a good point
+    rows = summarize_traces({"smart": smart, "slow": slow, "sobol": sobol}, values, targets=("80%",), reference_planner="sobol", n_boot=100)
+    by = {r["planner"]: r for r in rows}
+    assert by["smart"]["af_bound"] == "exact" and by["smart"]["af_vs_sobol_bound"] == "lower"  # the reference is censored
+    assert by["slow"]["af_bound"] == "upper" and by["slow"]["af_vs_sobol_bound"] == "undefined"  # both are
+    table = markdown_table(rows, ["planner", "median_n", "iqr", "af_vs_random", "af_ci", "af_vs_sobol", "af_vs_sobol_ci"])
+    smart_line = next(line for line in table.splitlines() if "| smart |" in line)
+    slow_line = next(line for line in table.splitlines() if "| slow |" in line)
+    assert smart_line.count(">=") == 2  # af_vs_sobol and its interval
+    assert slow_line.count("<=") == 2 and slow_line.count("?") == 2  # af_vs_random + its CI; af_vs_sobol + its CI
+    assert "| >11 | [>11, >11] |" in slow_line  # a censored median and IQR print as more than the budget
+    geo = {(g["planner"], g["target"]): g for g in geometric_mean_af(rows, "80%")}
+    assert geo[("slow", "80%")]["gmean_af_vs_random_bound"] == "upper"
+    assert geo[("smart", "80%")]["gmean_af_vs_sobol_bound"] == "lower"
+    # the Sobol runs are censored too: their own AF vs random is an upper bound, and so is its mean
+    assert markdown_table(list(geo.values()), ["planner", "gmean_af_vs_random", "gmean_af_vs_sobol"]).count("<=") == 2
+
+
+def test_bounds_combine_like_a_monotone_function_of_its_inputs():
+    assert combine_bounds(["exact", "exact"]) == "exact"
+    assert combine_bounds(["exact", "lower", "lower"]) == "lower"
+    assert combine_bounds(["upper", "lower"]) == "undefined"
+    assert invert_bound("upper") == "lower" and invert_bound("exact") == "exact"
+    with pytest.raises(ValueError, match="bound must be one of"):
+        combine_bounds(["roughly"])
+
+
 def test_geometric_mean_of_af_across_datasets():
     assert geometric_mean([2.0, 8.0]) == pytest.approx(4.0)
     rows = [
@@ -204,9 +283,23 @@ def test_geometric_mean_of_af_across_datasets():
         {"dataset": "b", "planner": "gp", "target": "80%", "af_vs_random": 8.0, "ceiling": 10.0, "af_bound": "upper"},
         {"dataset": "a", "planner": "gp", "target": "first", "af_vs_random": 100.0, "ceiling": 10.0, "af_bound": "exact"},
     ]
-    (agg,) = geometric_mean_af(rows, target="80%")
+    (agg,) = geometric_mean_af(rows, "80%")
     assert agg["gmean_af_vs_random"] == pytest.approx(4.0) and agg["datasets"] == 2
-    assert agg["bounds"] == ["b (upper)"]
+    assert agg["gmean_af_vs_random_bound"] == "upper"  # one cell is an upper bound, so is the mean
+    assert agg["bounds"] == ["b/80% (upper)"]
+
+
+def test_the_default_planner_is_chosen_by_the_geometric_mean_over_both_targets():
+    rows = [
+        {"dataset": d, "planner": "gp", "target": t, "af_vs_random": af, "ceiling": 20.0, "af_bound": "exact"}
+        for d, t, af in [("a", "first", 1.0), ("a", "80%", 4.0), ("b", "first", 2.0), ("b", "80%", 8.0)]
+    ]
+    by_target = {r["target"]: r for r in geometric_mean_af(rows)}
+    assert set(by_target) == {"first", "80%", "first+80%"}
+    assert by_target["first"]["gmean_af_vs_random"] == pytest.approx(2**0.5)
+    assert by_target["80%"]["gmean_af_vs_random"] == pytest.approx(32**0.5)
+    assert by_target["first+80%"]["gmean_af_vs_random"] == pytest.approx((1 * 4 * 2 * 8) ** 0.25)  # over all 4 cells
+    assert by_target["first+80%"]["cells"] == 4 and by_target["first+80%"]["gmean_af_vs_random_bound"] == "exact"
 
 
 # -- lab time ------------------------------------------------------------------------------
