@@ -55,6 +55,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "pgood_random_d1": {"acquisition": "pgood", "initial_design": "random", "refit_every": "auto"},
     "pgood_random_d1_rank": {"acquisition": "pgood", "initial_design": "random", "refit_every": "auto",
                              "outcome_transform": "rank"},
+    "pgood_rankdesign_d1": {"acquisition": "pgood", "initial_design": "rank", "refit_every": "auto"},
 }
 
 

@@ -340,9 +340,11 @@ class BayesianPlanner(Planner):
         return picks, values
 
     def _pool_initial_design(self, n: int, X_choices: np.ndarray, free: np.ndarray, X_pending: np.ndarray) -> list[int]:
-        """``n`` free rows to start with: random rows, a k-center design over the rows, or Sobol targets snapped to rows.
+        """``n`` free rows to start with: random rows, Sobol in the rows' rank space, a k-center design, or Sobol snapped.
 
-        ``random`` is the published protocol (Liang et al. 2021). ``kcenter`` picks each row farthest from
+        ``random`` is the published protocol (Liang et al. 2021). ``rank`` lays the planner's Sobol
+        sequence over the rows' empirical quantiles, as the Sobol baseline does on a pool (decision
+        0005): even coverage that follows the pool's own density. ``kcenter`` picks each row farthest from
         everything measured, pending or picked (the first one at random). ``sobol`` snaps the planner's
         Sobol points to the nearest free rows, which on pools that earlier campaigns sampled unevenly
         favours isolated, outlying rows.
@@ -367,6 +369,11 @@ class BayesianPlanner(Planner):
                 dist = np.minimum(dist, np.abs(X_choices[rows] - X_choices[rows[j]]).max(axis=1))
                 dist[j] = -np.inf
             return picked
+        if self.initial_design == "rank":
+            from labflow.planners.baselines import match_design_to_rows, pool_ranks
+
+            rows = np.flatnonzero(free)
+            return [int(rows[j]) for j in match_design_to_rows(self._sobol(self._asked, n), pool_ranks(X_choices[rows]))]
         targets = self._sobol(self._asked, n)
         chosen = _nearest_free(targets, X_choices, free)
         return [int(np.flatnonzero((np.abs(X_choices - x).max(axis=1) < 1e-12) & free)[0]) for x in chosen]
@@ -706,7 +713,7 @@ ACQUISITIONS = ("qlognei", "ucb", "ts", "pgood")
 (MC form, so pending experiments count); ``ts``: Thompson sampling; ``pgood``: the probability of being among the
 best ``top_fraction`` of the space (active search). Several objectives always use qLogNEHVI."""
 
-INITIAL_DESIGNS = ("sobol", "random", "kcenter")
+INITIAL_DESIGNS = ("sobol", "random", "rank", "kcenter")
 """How pool campaigns start (free proposals always start from the scrambled Sobol sequence)."""
 
 

@@ -259,12 +259,13 @@ def test_kcenter_initial_design_spreads_over_the_pool(space, objective):
     assert gaps.min() > np.median(random_gaps)  # farther apart than random rows usually are
 
 
-def test_the_same_seed_starts_from_the_same_random_rows(space, objective):
+@pytest.mark.parametrize("design", ["random", "rank", "kcenter", "sobol"])
+def test_the_same_seed_starts_from_the_same_pool_rows(space, objective, design):
     pool = space.sample(100, seed=3)
-    first = [c.params for c in BayesianPlanner(space, objective, seed=7, initial_design="random").ask(4, choices=pool)]
-    again = [c.params for c in BayesianPlanner(space, objective, seed=7, initial_design="random").ask(4, choices=pool)]
-    other = [c.params for c in BayesianPlanner(space, objective, seed=8, initial_design="random").ask(4, choices=pool)]
-    assert first == again and first != other
+    start = lambda seed: [c.params for c in BayesianPlanner(space, objective, seed=seed, initial_design=design).ask(4, choices=pool)]  # noqa: E731
+    first = start(7)
+    assert first == start(7) and first != start(8)
+    assert len({tuple(p.values()) for p in first}) == 4
 
 
 @pytest.mark.parametrize("warp", ["rank", "log"])
