@@ -41,8 +41,9 @@ DATASETS = ("crossed_barrel", "p3ht", "agnp", "autoam", "perovskite")
 # Every configuration tried is kept here, so that each row of docs/decisions/0005 can be rerun.
 CONFIGS: dict[str, dict[str, Any]] = {
     # the default before this sweep (0.1): qLogNEI, RBF-ARD, Sobol targets snapped to rows, d+1 of them
-    "legacy": {"acquisition": "qlognei", "initial_design": "sobol", "outcome_transform": "standardize", "kernel": "rbf"},
-    "default": {},
+    "legacy": {"acquisition": "qlognei", "initial_design": "sobol", "outcome_transform": "standardize", "kernel": "rbf",
+               "refit_every": 1},
+    "default": {},  # whatever BayesianPlanner() does today (since decision 0006: pgood_rankdesign_d1)
     # round 1: the acquisition and the initial design (all with refit_every="auto")
     "ucb2_random": {"acquisition": "ucb", "beta": 2.0, "initial_design": "random", "n_initial": 2, "refit_every": "auto"},
     "ts_random": {"acquisition": "ts", "initial_design": "random", "n_initial": 2, "refit_every": "auto"},
@@ -56,6 +57,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "pgood_random_d1_rank": {"acquisition": "pgood", "initial_design": "random", "refit_every": "auto",
                              "outcome_transform": "rank"},
     "pgood_rankdesign_d1": {"acquisition": "pgood", "initial_design": "rank", "refit_every": "auto"},
+    "ucb2_random_d1": {"acquisition": "ucb", "beta": 2.0, "initial_design": "random", "refit_every": "auto"},
 }
 
 

@@ -31,6 +31,8 @@ def bench(
     work_hours: float = typer.Option(8.0, "--work-hours", help="lab-time table: hours a day the conventional lab runs experiments, in (0, 24]"),
     work_days: int = typer.Option(5, "--work-days", help="lab-time table: working days a week of the conventional lab, 1 to 7"),
     conventional: str = typer.Option("best", "--conventional", help="lab-time table: the conventional design, one of best, grid, sobol, lhs, random (best: the fewest experiments at P = 1)"),
+    baseline_seeds: Optional[int] = typer.Option(None, "--baseline-seeds", min=1, help="seeded runs of each baseline (default: --seeds)"),
+    baseline_instruments: Optional[str] = typer.Option(None, "--baseline-instruments", help="numbers of instruments the baselines run with, some of --instruments (default: all of them; the headline lab-time table needs 1)"),
     t_orch: float = typer.Option(0.0, "--t-orch", help="lab-time table: labflow's orchestration overhead per experiment [s] (planning latency is measured)"),
 ) -> None:
     """Run planners against the baselines on real datasets, in virtual time, and write the metrics.
@@ -53,8 +55,10 @@ def bench(
         raise typer.Exit(2)
     try:
         n_instruments = [int(x) for x in _split(instruments)]
+        n_baseline_instruments = [int(x) for x in _split(baseline_instruments)] if baseline_instruments else None
     except ValueError:
-        console.print(f"[red]error:[/] --instruments takes comma-separated integers, got {instruments!r}")
+        console.print(f"[red]error:[/] --instruments and --baseline-instruments take comma-separated integers, "
+                      f"got {instruments!r} and {baseline_instruments!r}")
         raise typer.Exit(2) from None
     folder = data_dir or _default_data_dir()
     missing = [n for n in names if not dataset_available(n, data_dir=folder)]
@@ -65,14 +69,15 @@ def bench(
     try:
         spec = BenchSpec(datasets=names, planners=_split(planners), seeds=seeds, budget=budget,
                          instruments=n_instruments, data_dir=str(folder), work_hours=work_hours, work_days=work_days,
-                         conventional=conventional, t_orch=t_orch)
+                         conventional=conventional, t_orch=t_orch, baseline_seeds=baseline_seeds,
+                         baseline_instruments=n_baseline_instruments)
     except ValueError as exc:
         console.print(f"[red]error:[/] {exc}", soft_wrap=True)
         raise typer.Exit(2) from None
     command = _command_line(spec, out, data_dir, workers)
     with Progress(TextColumn("[bold]bench"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),
                   TimeElapsedColumn(), console=console) as progress:
-        task = progress.add_task("bench", total=len(names) * len(spec.planners) * seeds * len(n_instruments), last="")
+        task = progress.add_task("bench", total=len(spec.jobs()), last="")
 
         def tick(r, i, n):  # noqa: ANN001
             progress.update(task, completed=i, last=f"{r.dataset}/{r.planner}/seed {r.seed}: {len(r.trace)} experiments")
@@ -93,6 +98,9 @@ def _command_line(spec, out: Path, data_dir: Optional[Path], workers: int) -> st
         parts.append(f"--budget {spec.budget}")
     parts += [f"--instruments {','.join(str(p) for p in spec.instruments)}", f"--work-hours {spec.work_hours:g}",
               f"--work-days {spec.work_days}", f"--conventional {spec.conventional}", f"--t-orch {spec.t_orch:g}",
+              *([f"--baseline-seeds {spec.baseline_seeds}"] if spec.baseline_seeds is not None else []),
+              *([f"--baseline-instruments {','.join(str(p) for p in spec.baseline_instruments)}"]
+                if spec.baseline_instruments is not None else []),
               f"--out {portable_path(out)}"]
     if data_dir is not None:
         parts.append(f"--data-dir {portable_path(data_dir)}")

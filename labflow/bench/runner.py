@@ -68,6 +68,31 @@ class BenchSpec:
     t_orch: float = 0.0
     #: The planner whose lab time is tabulated (labflow's default).
     method: str = "bayesian"
+    #: Seeds and numbers of instruments of every other planner (the baselines), when they differ
+    #: from the method's (None: the same). The headline lab-time table needs baselines at P = 1 only.
+    baseline_seeds: int | None = None
+    baseline_instruments: Sequence[int] | None = None
+
+    def seeds_for(self, planner: str) -> int:
+        """Seeded runs of ``planner`` per dataset and number of instruments."""
+        return self.seeds if planner == self.method or self.baseline_seeds is None else int(self.baseline_seeds)
+
+    def instruments_for(self, planner: str) -> list[int]:
+        """The numbers of instruments ``planner`` is run with."""
+        if planner == self.method or self.baseline_instruments is None:
+            return [int(p) for p in self.instruments]
+        return [int(p) for p in self.instruments if int(p) in {int(b) for b in self.baseline_instruments}]
+
+    def jobs(self) -> list[tuple[str, str, int, int]]:
+        """Every (dataset, planner, seed, instruments) run, in the order results are reported."""
+        return [
+            (d, p, s, P)
+            for d in self.datasets
+            for P in self.instruments
+            for p in self.planners
+            if P in self.instruments_for(p)
+            for s in range(self.seeds_for(p))
+        ]
 
     def __post_init__(self) -> None:
         from labflow.bench.metrics import WorkingHours
@@ -80,6 +105,13 @@ class BenchSpec:
         bad = [p for p in self.instruments if int(p) < 1]
         if bad:
             raise ValueError(f"instruments must be whole numbers >= 1, got {list(self.instruments)}")
+        if self.baseline_seeds is not None and int(self.baseline_seeds) < 1:
+            raise ValueError(f"baseline_seeds must be a whole number >= 1, got {self.baseline_seeds!r}")
+        if self.baseline_instruments is not None:
+            extra = sorted({int(b) for b in self.baseline_instruments} - {int(p) for p in self.instruments})
+            if extra or not self.baseline_instruments:
+                raise ValueError(f"baseline_instruments must be some of instruments {list(self.instruments)}, "
+                                 f"got {list(self.baseline_instruments)}")
 
 
 #: Non-adaptive designs a conventional lab might run, in the order they are preferred on ties.
@@ -235,13 +267,7 @@ def run_bench(
     With ``journal`` (a JSON-lines file), each finished run is appended as it completes and runs
     already in the journal are not run again: an interrupted benchmark continues where it stopped.
     """
-    jobs = [
-        (d, p, s, P)
-        for d in spec.datasets
-        for P in spec.instruments
-        for p in spec.planners
-        for s in range(spec.seeds)
-    ]
+    jobs = spec.jobs()
     workers = workers or os.cpu_count() or 1
     results: list[RunResult] = []
     if journal is not None and journal.exists():
@@ -343,7 +369,9 @@ def report(results: Sequence[RunResult], spec: BenchSpec, out: Path, command: st
           f"Command: `{prov['command']}`  ", f"Commit: `{prov['git_commit']}`  ", f"Machine: {prov['machine_summary']}  ",
           f"Data: {prov['data']}", "",
           f"Datasets: {', '.join(spec.datasets)}; planners: {', '.join(spec.planners)}; "
-          f"seeds: {spec.seeds}; q = {spec.q}; instruments: {list(spec.instruments)}; budget: "
+          f"seeds: {spec.seeds}" + (f" ({spec.baseline_seeds} for each baseline)" if spec.baseline_seeds else "")
+          + f"; q = {spec.q}; instruments: {list(spec.instruments)}"
+          + (f" (baselines: {list(spec.baseline_instruments)})" if spec.baseline_instruments else "") + "; budget: "
           + (f"{spec.budget}" if spec.budget else f"min(N, {DEFAULT_BUDGET})") + " experiments for every planner.", ""]
     notes = [f"- `{p}`: {BASELINE_NOTES[p]}" for p in spec.planners if p in BASELINE_NOTES]
     if notes:

@@ -1,4 +1,4 @@
-"""The Bayesian planner: a Gaussian process surrogate and a noisy expected-improvement acquisition.
+"""The Bayesian planner: a Gaussian process surrogate and an acquisition chosen for the task.
 
 Theory of operation
 -------------------
@@ -6,12 +6,17 @@ One suggestion goes through these steps (``ask`` in :class:`~labflow.planners.ba
 calls :meth:`BayesianPlanner._propose`, or :meth:`BayesianPlanner._propose_from` for a pool):
 
 1. **Initial design.** While fewer than ``n_initial`` experiments are measured or pending,
-   propose the next points of a scrambled Sobol sequence (seeded by ``seed``); pending
+   propose the next points of a scrambled Sobol sequence (seeded by ``seed``); from a pool,
+   the same sequence laid over the rows' ranks by default (``initial_design="rank"``: even
+   coverage that follows the pool's own density, where Sobol points snapped to rows favour
+   the isolated outliers of unevenly sampled pools). Pending
    experiments count, so a lab with four idle instruments fills them at once.
 2. **Model.** Fit a GP to the completed observations in the unit cube (``train_data()``),
    one per objective, warm-started from the previous fit (see :mod:`labflow.planners._models`).
-3. **Acquisition.** One objective: ``qLogNoisyExpectedImprovement``; several:
-   ``qLogNoisyExpectedHypervolumeImprovement``. Pending experiments are passed as
+3. **Acquisition.** One objective, proposing freely: ``qLogNoisyExpectedImprovement``;
+   choosing from a pool: the log-probability of being among the best 5 % (``pgood``, active
+   search: see ``_acquisition.LogProbabilityOfGood`` and ``docs/decisions/0006``); several
+   objectives: ``qLogNoisyExpectedHypervolumeImprovement``. Pending experiments are passed as
    ``X_pending``, so the acquisition already counts on their results and does not suggest
    them again. When samples have failed (``Observation.sample_fault``), the log-acquisition
    is added the log-probability of feasibility from a second GP on 0/1 labels.
@@ -69,9 +74,10 @@ class BayesianPlanner(Planner):
     space, objectives, seed:
         As for every :class:`~labflow.planners.base.Planner`.
     n_initial:
-        Size of the space-filling (scrambled Sobol) initial design, pending experiments
-        included. Default ``max(4, len(space) + 1)``: the fewest points that can fix a
-        linear trend in every parameter, and not fewer than four.
+        Size of the initial design, pending experiments included. Default
+        ``max(4, len(space) + 1)``: the fewest points that can fix a linear trend in every
+        parameter, and not fewer than four (two, the published protocol, let the model chase
+        the first two results: decision 0006).
     num_restarts, raw_samples:
         Multistart settings of ``optimize_acqf``: ``raw_samples`` Sobol points are scored,
         the best ``num_restarts`` are polished with L-BFGS-B (SLSQP under constraints).
@@ -87,7 +93,7 @@ class BayesianPlanner(Planner):
     refit_every:
         Fit the hyperparameters only every ``refit_every``-th time new data arrive; in between,
         the GPs take the new data with the last hyperparameters (no optimization at all).
-        1 (default) refits every time; 5 to 10 suits long benchmark sweeps. ``"auto"``: refit
+        1 refits every time; 5 to 10 suits long benchmark sweeps. ``"auto"`` (default): refit
         every time up to ``AUTO_REFIT_UNTIL`` observations, then whenever the data have grown by
         ``AUTO_REFIT_GROWTH`` (10 %) since the last fit: late hyperparameters barely move, so the
         cost of fitting stops growing with the campaign.
@@ -101,6 +107,20 @@ class BayesianPlanner(Planner):
         snapped to the largest. ``"auto"`` (default): enumerate up to ``max_enumerate``
         combinations, relax beyond (the cost grows with their number). Integers are always
         relaxed and rounded. Measurements in ``docs/decisions/0003-planner-modelling.md``.
+    acquisition:
+        ``"auto"`` (default): ``"pgood"`` from a pool, ``"qlognei"`` when proposing freely.
+        ``"qlognei"``: noisy expected improvement; ``"ucb"``: upper confidence bound with
+        ``beta``; ``"ts"``: Thompson sampling; ``"pgood"``: probability of being among the
+        best ``top_fraction`` (0.05). One objective only; several always use qLogNEHVI.
+    initial_design:
+        How pool campaigns start: ``"rank"`` (default: Sobol in the rows' rank space, as the
+        Sobol baseline does, decision 0005), ``"random"`` rows (the published protocol),
+        ``"kcenter"`` (max-min over rows) or ``"sobol"`` (Sobol points snapped to the nearest
+        rows: the 0.1 behaviour). Free proposals always start from Sobol points.
+    outcome_transform, kernel:
+        ``"standardize"`` (default), ``"rank"`` (normal scores) or ``"log"`` warps of the
+        objective before the GP; ``"rbf"`` (default) or ``"matern52"``, both ARD with
+        BoTorch's dimension-scaled priors.
     ref_point:
         Several objectives: the reference point of the hypervolume, one value per objective
         in its own unit and direction. Default: each objective's ``threshold``, else inferred
@@ -122,15 +142,15 @@ class BayesianPlanner(Planner):
         maxiter: int = 200,
         min_distance: float = 1e-3,
         warm_start: bool = True,
-        refit_every: int | str = 1,
+        refit_every: int | str = "auto",
         feasibility: bool = True,
         ref_point: Mapping[str, float] | None = None,
         mixed: str = "auto",
         max_enumerate: int = 8,
-        acquisition: str = "qlognei",
+        acquisition: str = "auto",
         beta: float = 2.0,
         top_fraction: float = 0.05,
-        initial_design: str = "sobol",
+        initial_design: str = "rank",
         outcome_transform: str = "standardize",
         kernel: str = "rbf",
     ) -> None:
@@ -155,6 +175,7 @@ class BayesianPlanner(Planner):
         self.mixed = mixed
         self.max_enumerate = int(max_enumerate)
         self.acquisition = _choice("acquisition", acquisition, ACQUISITIONS)
+        self._active = self._acquisition_for(pool=False)  # the rule of the proposal in progress (or the last one)
         self.beta = float(beta)
         if not self.beta >= 0:
             raise ValueError(f"beta must be a non-negative number, got {beta!r}")
@@ -187,12 +208,27 @@ class BayesianPlanner(Planner):
     def acquisition_name(self) -> str:
         if len(self.objectives) > 1:
             return "qLogNEHVI"
-        return {"qlognei": "qLogNEI", "ucb": "qUCB", "ts": "Thompson", "pgood": "LogPGood"}[self.acquisition]
+        return {"qlognei": "qLogNEI", "ucb": "qUCB", "ts": "Thompson", "pgood": "LogPGood"}[self._active]
+
+    def _acquisition_for(self, pool: bool) -> str:
+        """The acquisition rule used when choosing from a pool (``pool=True``) or proposing freely.
+
+        ``auto``: ``pgood`` from a pool, ``qlognei`` freely. A pool is a finite library of
+        candidates, and what a lab wants from it is its good members, found early and many of
+        them (the benchmark's two targets); ``pgood`` keeps collecting them where expected
+        improvement stops once the best is found. In a continuous space the aim is the optimum
+        itself, which ``pgood`` does not refine (inside the good region every point is about
+        equally likely good), so free proposals use noisy expected improvement.
+        """
+        if self.acquisition == "auto":
+            return "pgood" if pool else "qlognei"
+        return self.acquisition
 
     def settings(self) -> dict[str, Any]:
         return {
             "model": f"SingleTaskGP({models.KERNELS[self.kernel]}-ARD, {self.outcome_transform})",
             "acquisition": self.acquisition_name,
+            "acquisition_rule": self.acquisition,
             "beta": self.beta,
             "top_fraction": self.top_fraction,
             "initial_design": self.initial_design,
@@ -241,6 +277,7 @@ class BayesianPlanner(Planner):
     def _propose(self, n: int, X_pending: np.ndarray) -> np.ndarray:
         started = time.perf_counter()
         self._decision = {}
+        self._active = self._acquisition_for(pool=False)
         X_avoid = np.vstack([self._X_observed(), X_pending])
         if self._in_initial_design(len(X_pending)):
             X = self._initial_design(n, X_avoid)
@@ -248,7 +285,7 @@ class BayesianPlanner(Planner):
         try:
             fitted = self._fit()
             acq = self._acquisition(fitted, X_pending)
-            if self.acquisition == "ts" and len(self.objectives) == 1:
+            if self._active == "ts" and len(self.objectives) == 1:
                 # Thompson sampling without a pool: the draws are made over fresh space-filling points
                 raw = self._space_filling_pool(max(self.raw_samples, 4 * n), _SALT_OPT)
                 picks, ts_values = self._thompson_picks(fitted, raw, np.arange(len(raw)), n)
@@ -267,6 +304,7 @@ class BayesianPlanner(Planner):
     def _propose_from(self, n: int, X_pending: np.ndarray, X_choices: np.ndarray) -> np.ndarray:
         started = time.perf_counter()
         self._decision = {}
+        self._active = self._acquisition_for(pool=True)
         free = self._free_choices(X_choices, np.vstack([self._X_observed(), X_pending]))
         if free.sum() < n:
             raise PlannerError(
@@ -278,7 +316,7 @@ class BayesianPlanner(Planner):
             return self._decided(X_choices[picks], self.initial_design, "initial design", started)
         try:
             fitted = self._fit()
-            if self.acquisition == "ts" and len(self.objectives) == 1:
+            if self._active == "ts" and len(self.objectives) == 1:
                 picks, values = self._thompson_picks(fitted, X_choices, np.flatnonzero(free), n)
             else:
                 picks, values = self._greedy_picks(fitted, X_pending, X_choices, np.flatnonzero(free), n)
@@ -453,7 +491,7 @@ class BayesianPlanner(Planner):
             sample_shape=torch.Size([self.mc_samples]), seed=models.torch_seed(self.seed, self._asked, _SALT_MC)
         )
         with models.seeded(self.seed, self._asked, _SALT_MC):
-            if len(self.objectives) == 1 and self.acquisition == "pgood":
+            if len(self.objectives) == 1 and self._active == "pgood":
                 if X_reference is None:
                     X_reference = self._space_filling_pool(max(self.raw_samples, 256), _SALT_MC)
                 X_reference = np.vstack([X_train, self._model_input(X_reference)])
@@ -461,7 +499,7 @@ class BayesianPlanner(Planner):
                 self._decision["top_level"] = level
                 acq = acqf.LogProbabilityOfGood(model, level)
                 acqf.set_pending(acq, X_pending)
-            elif len(self.objectives) == 1 and self.acquisition in ("ucb", "ts"):
+            elif len(self.objectives) == 1 and self._active in ("ucb", "ts"):
                 # "ts" draws its picks itself (_thompson_picks); this bound serves its replacements only.
                 acq = qUpperConfidenceBound(
                     model,
@@ -708,8 +746,8 @@ class BayesianPlanner(Planner):
 AUTO_REFIT_UNTIL = 20
 AUTO_REFIT_GROWTH = 0.10
 
-ACQUISITIONS = ("qlognei", "ucb", "ts", "pgood")
-"""``qlognei``: noisy expected improvement (log form); ``ucb``: upper confidence bound ``mean + sqrt(beta) * sd``
+ACQUISITIONS = ("auto", "qlognei", "ucb", "ts", "pgood")
+"""``auto``: ``pgood`` when choosing from a pool, ``qlognei`` when proposing freely; ``qlognei``: noisy expected improvement (log form); ``ucb``: upper confidence bound ``mean + sqrt(beta) * sd``
 (MC form, so pending experiments count); ``ts``: Thompson sampling; ``pgood``: the probability of being among the
 best ``top_fraction`` of the space (active search). Several objectives always use qLogNEHVI."""
 

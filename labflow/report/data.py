@@ -11,7 +11,7 @@ Conventions
 * **Best so far** after ``n`` experiments is the best completed value among the first ``n``
   rows, in the objective's unit; NaN until the first completed one.
 * **Initial design**: for model-based planners (``bayesian``, ``multifidelity``), the rows
-  whose generator is a space-filling one (``sobol``, ``lhs``, ``random``, ``initial``).
+  whose generator is a space-filling one (``sobol``, ``lhs``, ``random``, ``rank``, ``kcenter``, ``initial``).
   For baseline planners every row is "initial" and nothing is marked.
 """
 
@@ -35,7 +35,7 @@ from labflow.store.provenance import CampaignRecord, read_campaign
 __all__ = ["CampaignView", "INITIAL_GENERATORS", "MODEL_PLANNERS", "time_scale"]
 
 MODEL_PLANNERS = ("bayesian", "multifidelity")
-INITIAL_GENERATORS = ("sobol", "lhs", "random", "initial")
+INITIAL_GENERATORS = ("sobol", "lhs", "random", "rank", "kcenter", "initial")
 
 
 def time_scale(seconds: float) -> tuple[float, str]:

@@ -118,7 +118,7 @@ def test_pool_mode_never_repeats_a_measured_or_pending_row(space, objective):
         assert key not in seen
         seen.add(key)
         busy.append(new)
-    assert planner.last_generator == "qLogNEI"
+    assert planner.last_generator == "LogPGood"  # from a pool, the default asks what is likely among the best
 
 
 def test_fitting_failure_falls_back_to_a_space_filling_point(space, objective, monkeypatch):
@@ -280,7 +280,7 @@ def test_outcome_warps_keep_the_order_of_results(warp):
 
 
 def test_an_unknown_option_value_is_named_with_the_choices(space, objective):
-    with pytest.raises(ValueError, match=r"acquisition must be one of \['qlognei', 'ucb', 'ts'\], got 'lcb'"):
+    with pytest.raises(ValueError, match=r"acquisition must be one of \['auto', 'qlognei', 'ucb', 'ts', 'pgood'\], got 'lcb'"):
         BayesianPlanner(space, objective, acquisition="lcb")
     with pytest.raises(ValueError, match="beta must be a non-negative number"):
         BayesianPlanner(space, objective, beta=-1)
