@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.special import gammaln
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, write_results  # noqa: E402
@@ -59,18 +58,6 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "pgood_rankdesign_d1": {"acquisition": "pgood", "initial_design": "rank", "refit_every": "auto"},
     "ucb2_random_d1": {"acquisition": "ucb", "beta": 2.0, "initial_design": "random", "refit_every": "auto"},
 }
-
-
-def random_median(N: int, M: int, k: int) -> int:
-    """Exact median draws to find k of M marked items among N without replacement (negative hypergeometric)."""
-    n = np.arange(k, N - M + k + 1)
-    logp = (
-        gammaln(n) - gammaln(k) - gammaln(n - k + 1)
-        + gammaln(N - n + 1) - gammaln(M - k + 1) - gammaln(N - n - M + k + 1)
-        - (gammaln(N + 1) - gammaln(M + 1) - gammaln(N - M + 1))
-    )
-    cdf = np.cumsum(np.exp(logp))
-    return int(n[np.searchsorted(cdf, 0.5 - 1e-12)])
 
 
 def run_one(dataset: str, config: str, options: dict[str, Any], seed: int, budget: int) -> dict[str, Any]:
@@ -120,6 +107,7 @@ def first_passage(trace: list[int], good: set[int], k: int) -> float:
 
 
 def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from labflow.bench.metrics import random_reference_median
     from labflow.sim.datasets import load_dataset
 
     rows = []
@@ -131,7 +119,7 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for target, k in (("first", 1), ("80%", math.ceil(0.8 * M))):
             counts = np.array([first_passage(r["trace"], good, k) for r in sel])
             med = float(np.median(counts))
-            ref = random_median(N, M, k)
+            ref = random_reference_median(N, M, k)
             rows.append({"config": config, "dataset": dataset, "target": target, "median_n": med,
                          "iqr": [float(np.percentile(counts, 25)), float(np.percentile(counts, 75))],
                          "af": ref / med if math.isfinite(med) else None, "bound": "upper" if not math.isfinite(med) else "",
