@@ -153,6 +153,29 @@ def markdown(rows: list[dict[str, Any]], gm: dict[str, dict[str, float]]) -> str
     return "\n".join(lines)
 
 
+def summary_table(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, dict[str, float]], str]:
+    """Every configuration in the journal, one row each; incomplete ones (fewer than 10 seeds or pools) marked."""
+    rows = summarize(runs)
+    gm = gmeans(rows)
+    lines = ["| configuration | options | " + " | ".join(DATASETS) + " | gmean first | gmean 80% | gmean both |",
+             "|" + " --- |" * (len(DATASETS) + 5)]
+    for config in dict.fromkeys(r["config"] for r in runs):
+        cells = []
+        for d in DATASETS:
+            pair = [r for r in rows if r["config"] == config and r["dataset"] == d]
+            if not pair:
+                cells.append("-")
+                continue
+            first, most = (next(r for r in pair if r["target"] == t) for t in ("first", "80%"))
+            cells.append(f"{first['median_n']:g} / {most['median_n']:g}" + (f" ({first['seeds']} seeds)" if first["seeds"] < 10 else ""))
+        complete = "-" not in cells and all(r["seeds"] >= 10 for r in rows if r["config"] == config)
+        g = gm[config]
+        tail = f"{g['first']:.2f} | {g['80%']:.2f} | **{g['both']:.2f}**" if complete else "(incomplete) | | "
+        options = ", ".join(f"{k}={v}" for k, v in CONFIGS[config].items()) or "(the default)"
+        lines.append(f"| `{config}` | {options} | " + " | ".join(cells) + f" | {tail} |")
+    return rows, gm, "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configs", default="default")
@@ -162,6 +185,7 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default=str(RESULTS / "planner_sweep"))
+    ap.add_argument("--summary", action="store_true", help="run nothing: tabulate every configuration in OUT/runs.jsonl")
     args = ap.parse_args()
     configs = dict(CONFIGS)
     if args.config_json:
@@ -173,6 +197,14 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     journal = out / "runs.jsonl"
+    if args.summary:
+        runs = [r for r in map(json.loads, journal.read_text().splitlines()) if CONFIGS.get(r["config"]) == r.get("options")]
+        rows, gm, table = summary_table(runs)
+        name = f"{out.relative_to(RESULTS) if out.resolve().is_relative_to(RESULTS) else out.name}/summary"
+        write_results(name, {"rows": rows, "gmean": gm, "configs": {c: CONFIGS[c] for c in gm}},
+                      "Median experiments to the first top-5% row / to 80% of them; AF = exact random median / median.\n\n"
+                      + table, command="python benchmarks/planner_sweep.py " + " ".join(sys.argv[1:]))
+        return
     done = {}
     if journal.exists():
         for line in journal.read_text().splitlines():
