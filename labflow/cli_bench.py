@@ -33,6 +33,7 @@ def bench(
     conventional: str = typer.Option("best", "--conventional", help="lab-time table: the conventional design, one of best, grid, sobol, lhs, random (best: the fewest experiments at P = 1)"),
     baseline_seeds: Optional[int] = typer.Option(None, "--baseline-seeds", min=1, help="seeded runs of each baseline (default: --seeds)"),
     baseline_instruments: Optional[str] = typer.Option(None, "--baseline-instruments", help="numbers of instruments the baselines run with, some of --instruments (default: all of them; the headline lab-time table needs 1)"),
+    report_only: bool = typer.Option(False, "--report-only", help="run nothing: tabulate the runs already in OUT/runs.jsonl with today's metrics"),
     t_orch: float = typer.Option(0.0, "--t-orch", help="lab-time table: labflow's orchestration overhead per experiment [s] (planning latency is measured)"),
 ) -> None:
     """Run planners against the baselines on real datasets, in virtual time, and write the metrics.
@@ -74,7 +75,7 @@ def bench(
     except ValueError as exc:
         console.print(f"[red]error:[/] {exc}", soft_wrap=True)
         raise typer.Exit(2) from None
-    command = _command_line(spec, out, data_dir, workers)
+    command = _command_line(spec, out, data_dir, workers) + (" --report-only" if report_only else "")
     with Progress(TextColumn("[bold]bench"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),
                   TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task("bench", total=len(spec.jobs()), last="")
@@ -82,7 +83,13 @@ def bench(
         def tick(r, i, n):  # noqa: ANN001
             progress.update(task, completed=i, last=f"{r.dataset}/{r.planner}/seed {r.seed}: {len(r.trace)} experiments")
 
-        results = run_bench(spec, workers=workers or os.cpu_count() or 1, progress=tick, journal=out / "runs.jsonl")
+        try:
+            results = run_bench(spec, workers=workers or os.cpu_count() or 1, progress=tick, journal=out / "runs.jsonl",
+                                run_missing=not report_only)
+        except ValueError as exc:
+            console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+            console.print("[yellow]hint:[/] --report-only tabulates finished runs only; drop it to run the missing ones")
+            raise typer.Exit(2) from None
     payload = report(results, spec, out, command=command)
     console.print((out / "bench.md").read_text(), markup=False, highlight=False, soft_wrap=True)
     console.print(f"wrote {out / 'bench.json'}, {out / 'bench.md'} and {len(payload['plots'])} plot(s)", soft_wrap=True)

@@ -261,11 +261,14 @@ def run_bench(
     workers: int | None = None,
     progress: Callable[[RunResult, int, int], None] | None = None,
     journal: Path | None = None,
+    run_missing: bool = True,
 ) -> list[RunResult]:
     """Run every (dataset, planner, seed, instruments) combination; results in a stable order.
 
     With ``journal`` (a JSON-lines file), each finished run is appended as it completes and runs
     already in the journal are not run again: an interrupted benchmark continues where it stopped.
+    ``run_missing=False`` runs nothing: it returns what the journal holds and raises ``ValueError``
+    if a run of the spec is not there (re-tabulating old runs with today's metrics).
     """
     jobs = spec.jobs()
     workers = workers or os.cpu_count() or 1
@@ -281,6 +284,10 @@ def run_bench(
         jobs_to_run = [j for j in jobs if j not in done]
     else:
         jobs_to_run = list(jobs)
+    if jobs_to_run and not run_missing:
+        d, p, s, P = jobs_to_run[0]
+        raise ValueError(f"{len(jobs_to_run)} of the {len(jobs)} runs asked for are not in the journal {journal}, "
+                         f"e.g. dataset {d}, planner {p}, seed {s}, {P} instrument(s)")
 
     def finished(r: RunResult) -> None:
         results.append(r)

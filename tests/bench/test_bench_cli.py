@@ -26,6 +26,16 @@ def test_bench_writes_json_markdown_and_plots(tmp_path, data_dir):
     assert (out / "perovskite_fraction_found.png").stat().st_size > 10_000
     assert "| perovskite | bayesian |" in (out / "bench.md").read_text()
 
+    # the same runs re-tabulated without running anything; asking for runs that were never made is refused
+    (out / "bench.md").unlink()
+    again = ["bench", "--datasets", "perovskite", "--planners", "random,sobol,bayesian", "--budget", "15",
+             "--out", str(out), "--data-dir", str(data_dir), "--report-only"]
+    result = CliRunner().invoke(app, [*again, "--seeds", "2"])
+    assert result.exit_code == 0, result.output
+    assert "--report-only" in (out / "bench.md").read_text()
+    result = CliRunner().invoke(app, [*again, "--seeds", "3"])
+    assert result.exit_code == 2 and "3 of the 9 runs asked for are not in the journal" in result.output
+
 
 def test_a_pool_campaign_measures_each_point_once_and_is_deterministic(data_dir):
     a = run_one("autoam", "random", seed=3, budget=40, instruments=4, data_dir=str(data_dir))
