@@ -82,7 +82,7 @@ from labflow.planners.base import Planner
 from labflow.records import Candidate, Observation, Status
 from labflow.space import Space
 from labflow.store.provenance import ProvenanceWriter
-from labflow.testing.crash import crashpoint
+from labflow.faults import crashpoint
 from labflow.units import convert
 
 log = logging.getLogger("labflow.campaign")
@@ -902,7 +902,7 @@ class Campaign:
             row["hypervolume"] = state.hypervolume
 
     def _hypervolume(self) -> float:
-        from labflow.planners.pareto import hypervolume
+        from labflow.pareto import hypervolume
 
         objectives = self.planner.objectives
         if all(o.threshold is not None for o in objectives):

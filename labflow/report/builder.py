@@ -231,7 +231,7 @@ def _page(view: CampaignView, figs: dict[str, bytes], base: Any, mv: Any, cv: An
 
     # several objectives
     if len(rec.objectives) > 1:
-        from labflow.planners.pareto import pareto_mask
+        from labflow.pareto import pareto_mask
 
         inner = fig("pareto")
         done = rec.completed

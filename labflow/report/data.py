@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from labflow.objectives import Objective
-from labflow.planners.pareto import hypervolume, infer_reference_point
+from labflow.pareto import hypervolume, infer_reference_point
 from labflow.space import Categorical
 from labflow.store.provenance import CampaignRecord, read_campaign
 

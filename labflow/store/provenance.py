@@ -71,7 +71,7 @@ import pandas as pd
 
 from labflow.errors import DiskFullError, ProvenanceError
 from labflow.store.ledger import fsync_dir
-from labflow.testing.crash import crashpoint
+from labflow.faults import crashpoint
 from labflow.objectives import Objective
 from labflow.space import Categorical, Integer, Space
 
@@ -729,7 +729,7 @@ def pareto_summary(experiments: pd.DataFrame, space: Space, objectives: Sequence
     ``trace`` (the hypervolume after each experiment in table order, against that reference
     point; empty for one objective).
     """
-    from labflow.planners.pareto import hypervolume, infer_reference_point, pareto_mask
+    from labflow.pareto import hypervolume, infer_reference_point, pareto_mask
 
     out: dict[str, Any] = {"front": [], "hypervolume": None, "reference_point": None, "reference": "", "trace": []}
     if experiments.empty or "status" not in experiments:
