@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("runs"), "--out", help="directory for the provenance file and the campaign directory"),
         budget: Optional[int] = typer.Option(None, "--budget", min=1, help="number of experiments (overrides the recipe)"),
         seed: Optional[int] = typer.Option(None, "--seed", min=0, help="random seed (overrides the recipe)"),
-        executor: Optional[str] = typer.Option(None, "--executor", help="prefect | local | virtual (overrides the recipe)"),
+        executor: Optional[str] = typer.Option(None, "--executor", help="an executor: prefect, local, virtual or an installed plug-in (overrides the recipe)"),
         quiet: bool = typer.Option(False, "--quiet", help="no live display"),
         new: bool = typer.Option(False, "--new", help="start a new campaign even if an unfinished one of this recipe is in OUT"),
     ) -> None:
@@ -39,6 +39,7 @@ def register(app: typer.Typer) -> None:
         cleanly (exit 3; resumable); Ctrl-C twice stops it at once.
         """
         from labflow.errors import LabflowError, RecipeError
+        from labflow.executors import executor_names
         from labflow.launch import run_recipe
         from labflow.live import LiveDisplay
         from labflow.recipe import load_recipe
@@ -47,8 +48,8 @@ def register(app: typer.Typer) -> None:
             r = load_recipe(recipe)
             if budget is not None or seed is not None:
                 r = r.replace(**{k: v for k, v in {"budget": budget, "seed": seed}.items() if v is not None})
-            if executor not in (None, "prefect", "local", "virtual"):
-                raise RecipeError("invalid option", problems=[], hint="--executor takes prefect, local or virtual")
+            if executor is not None and executor not in executor_names():
+                raise RecipeError("invalid option", problems=[], hint=f"--executor takes one of {', '.join(executor_names())}")
             display = LiveDisplay(r, console=_cli.console, enabled=not quiet)
             with display:
                 outcome = run_recipe(r, out, executor=executor, listeners=[display.update], new=new)  # type: ignore[arg-type]
@@ -61,19 +62,20 @@ def register(app: typer.Typer) -> None:
     @app.command("resume")
     def resume(
         target: Path = typer.Argument(..., help="the campaign: its .h5 file, its .labflow directory, or the output directory"),
-        executor: Optional[str] = typer.Option(None, "--executor", help="prefect | local | virtual (default: as started)"),
+        executor: Optional[str] = typer.Option(None, "--executor", help="an executor: prefect, local, virtual or an installed plug-in (default: as started)"),
         quiet: bool = typer.Option(False, "--quiet", help="no live display"),
         break_lock: bool = typer.Option(False, "--break-lock", help="take over a lock recorded by another host"),
     ) -> None:
         """Resume a campaign a crash, a stop or a full disk interrupted: nothing finished is run again,
         in-flight experiments are repeated once (marked `repeated`)."""
         from labflow.errors import LabflowError, RecipeError
+        from labflow.executors import executor_names
         from labflow.launch import recipe_from_header, resume_campaign
         from labflow.live import LiveDisplay
         from labflow.store.campaign_dir import find_campaign_dir
 
-        if executor not in (None, "prefect", "local", "virtual"):
-            _cli._fail(RecipeError("invalid option", hint="--executor takes prefect, local or virtual"), _cli.EXIT_INVALID)
+        if executor is not None and executor not in executor_names():
+            _cli._fail(RecipeError("invalid option", hint=f"--executor takes one of {', '.join(executor_names())}"), _cli.EXIT_INVALID)
         try:
             cdir = find_campaign_dir(target)
             r = recipe_from_header(cdir.history().header)

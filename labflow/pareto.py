@@ -6,6 +6,9 @@ Every function takes ``Y`` as an ``n x m`` array oriented so that larger is bett
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
 import numpy as np
 
 
@@ -54,6 +57,28 @@ def hypervolume(Y: np.ndarray, ref_point: np.ndarray) -> float:
     if len(Y) == 0:
         return 0.0
     return float(_hv(Y[pareto_mask(Y)] - ref))
+
+
+def objective_hypervolume(Y: np.ndarray, objectives: Sequence[Any],
+                          reference: Callable[[], Mapping[str, float] | None] | Mapping[str, float] | None = None) -> float:
+    """The hypervolume of a campaign's oriented outcomes ``Y`` (``n x m``, larger is better).
+
+    The reference point is the objectives' thresholds when every objective has one, else
+    ``reference`` (objective name -> value in the objective's own orientation; a callable is
+    called only then, e.g. a planner's ``reference_point``). Without a reference point: NaN;
+    with one but no points: 0. The campaign loop, the provenance summary and the report all
+    compute it here.
+    """
+    if all(getattr(o, "threshold", None) is not None for o in objectives):
+        ref: Mapping[str, float] | None = {o.name: float(o.threshold) for o in objectives}
+    else:
+        ref = reference() if callable(reference) else reference
+    Y = np.asarray(Y, dtype=float)
+    if not ref:
+        return float("nan")
+    if Y.size == 0:
+        return 0.0
+    return hypervolume(Y, np.array([o.sign * float(ref[o.name]) for o in objectives]))
 
 
 def _hv(Y: np.ndarray) -> float:

@@ -249,12 +249,21 @@ class PlannerSpec(_Model):
 class ExecutionSpec(_Model):
     """How experiments run: the executor, retries and timeouts."""
 
-    executor: Literal["prefect", "local", "virtual"] = "prefect"
+    executor: str = "prefect"  # a name from labflow.executors.executor_names() (built-ins and plug-ins)
     retries: int = Field(0, ge=0, le=10)
     retry_delay: QuantityText = "0 s"
     timeout: QuantityText = "1 h"
 
     _v_q = field_validator("retry_delay", "timeout")(_check_quantity)
+
+    @field_validator("executor")
+    @classmethod
+    def _known_executor(cls, v: str) -> str:
+        from labflow.executors import executor_names
+
+        if v not in executor_names():
+            raise ValueError(f"unknown executor {v!r}; expected one of {executor_names()}")
+        return v
 
     @field_validator("retry_delay", "timeout")
     @classmethod
