@@ -241,9 +241,18 @@ class ObjectiveSpec(_Model):
 class PlannerSpec(_Model):
     """Which planner proposes experiments, and its settings."""
 
-    kind: Literal["bayesian", "multifidelity", "random", "sobol", "lhs", "grid", "ofat"] = "bayesian"
+    kind: str = "bayesian"  # a name from labflow.planners.planner_names() (built-ins and plug-ins)
     batch: int = Field(1, ge=1, description="candidates proposed per round (q)")
     options: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the planner class")
+
+    @field_validator("kind")
+    @classmethod
+    def _known_planner(cls, v: str) -> str:
+        from labflow.planners import planner_names
+
+        if v not in planner_names():
+            raise ValueError(f"unknown planner {v!r}; expected one of {planner_names()}")
+        return v
 
 
 class ExecutionSpec(_Model):
