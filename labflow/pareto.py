@@ -59,26 +59,54 @@ def hypervolume(Y: np.ndarray, ref_point: np.ndarray) -> float:
     return float(_hv(Y[pareto_mask(Y)] - ref))
 
 
-def objective_hypervolume(Y: np.ndarray, objectives: Sequence[Any],
-                          reference: Callable[[], Mapping[str, float] | None] | Mapping[str, float] | None = None) -> float:
-    """The hypervolume of a campaign's oriented outcomes ``Y`` (``n x m``, larger is better).
+def reference_point(objectives: Sequence[Any], Y: np.ndarray | None = None,
+                    fallback: Callable[[], Mapping[str, float] | None] | Mapping[str, float] | None = None) -> np.ndarray | None:
+    """The hypervolume reference point, oriented (larger is better), or None when there is none.
 
-    The reference point is the objectives' thresholds when every objective has one, else
-    ``reference`` (objective name -> value in the objective's own orientation; a callable is
-    called only then, e.g. a planner's ``reference_point``). Without a reference point: NaN;
-    with one but no points: 0. The campaign loop, the provenance summary and the report all
-    compute it here.
+    The objectives' thresholds when every objective has one. Otherwise ``fallback`` when given
+    (the whole point: objective name -> value in the objective's own orientation, e.g. a planner's
+    ``reference_point``; a callable is called only then), else each objective's threshold or,
+    without one, :func:`infer_reference_point` of ``Y`` (oriented outcomes). None when there is
+    no value to be had.
     """
     if all(getattr(o, "threshold", None) is not None for o in objectives):
-        ref: Mapping[str, float] | None = {o.name: float(o.threshold) for o in objectives}
-    else:
-        ref = reference() if callable(reference) else reference
+        return np.array([o.sign * float(o.threshold) for o in objectives], dtype=float)
+    if fallback is not None:
+        ref = fallback() if callable(fallback) else fallback
+        if not ref:
+            return None
+        return np.array([o.sign * float(ref[o.name]) for o in objectives], dtype=float)
+    if Y is None or not len(Y):
+        return None
+    inferred = infer_reference_point(Y)
+    return np.array([o.sign * float(o.threshold) if o.threshold is not None else inferred[j] for j, o in enumerate(objectives)],
+                    dtype=float)
+
+
+def hypervolume_trace(Y: np.ndarray, done: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """The hypervolume after each row of ``Y`` (oriented, ``n x m``), counting only rows where ``done``."""
     Y = np.asarray(Y, dtype=float)
-    if not ref:
+    out = np.zeros(len(Y))
+    seen: list[np.ndarray] = []
+    last = 0.0
+    for i in range(len(Y)):
+        if done[i]:
+            seen.append(Y[i])
+            last = hypervolume(np.array(seen), ref)
+        out[i] = last
+    return out
+
+
+def objective_hypervolume(Y: np.ndarray, objectives: Sequence[Any],
+                          fallback: Callable[[], Mapping[str, float] | None] | Mapping[str, float] | None = None) -> float:
+    """The hypervolume of a campaign's oriented outcomes ``Y`` (``n x m``), against
+    :func:`reference_point` (thresholds, else ``fallback``): NaN without a reference point,
+    0 without points. The campaign loop records it after each experiment."""
+    ref = reference_point(objectives, fallback=fallback if fallback is not None else {})
+    if ref is None:
         return float("nan")
-    if Y.size == 0:
-        return 0.0
-    return hypervolume(Y, np.array([o.sign * float(ref[o.name]) for o in objectives]))
+    Y = np.asarray(Y, dtype=float)
+    return hypervolume(Y, ref) if Y.size else 0.0
 
 
 def _hv(Y: np.ndarray) -> float:

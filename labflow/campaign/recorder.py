@@ -10,15 +10,17 @@ from typing import Any, Protocol
 from labflow.campaign.result import ExperimentResult
 from labflow.objectives import Objective
 from labflow.records import Candidate, Observation
+from labflow.store.columns import experiment_row_values
 from labflow.store.ledger import encode
 
 __all__ = ["Recorder", "WriterRecorder", "experiment_row"]
 
 
 def experiment_row(result: ExperimentResult, *, suggestion: int, t_suggested: float, objectives: Sequence[Objective]) -> dict[str, Any]:
-    """The ``/experiments`` row of a finished experiment (the loop adds ``cost`` and ``hypervolume``)."""
+    """The ``/experiments`` row of a finished experiment, as :mod:`labflow.store.columns` declares
+    it (the loop's accounting adds ``cost`` and ``hypervolume``)."""
     c = result.candidate
-    return {
+    values = {
         "uid": c.uid,
         "station": result.station,
         "status": result.status.recorded.value,
@@ -34,9 +36,9 @@ def experiment_row(result: ExperimentResult, *, suggestion: int, t_suggested: fl
         "abandoned": int(result.abandoned),
         "raw": encode(dict(result.raw)).decode(),
         "sample_fault": int(result.sample_fault),
-        **dict(c.params),
-        **{o.name: result.outcomes.get(o.name, result.raw.get(o.name)) for o in objectives},
     }
+    outcomes = {o.name: result.outcomes.get(o.name, result.raw.get(o.name)) for o in objectives}
+    return experiment_row_values(values, c.params, outcomes, [o.name for o in objectives])
 
 
 class Recorder(Protocol):
