@@ -16,12 +16,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from labflow.campaign.policy import AttemptPolicy
-from labflow.campaign.result import ExperimentResult
+from labflow.campaign.result import ExperimentResult, ExperimentStatus
 from labflow.campaign.station import StationRunner
 from labflow.executors.base import BaseExecutor
 from labflow.records import Candidate
@@ -32,8 +32,16 @@ T = TypeVar("T")
 
 
 def _experiment(policy: AttemptPolicy, runner: StationRunner, candidate: Candidate, md: Mapping[str, Any]) -> ExperimentResult:
-    """One experiment, all its attempts (the policy's), as a Prefect task body."""
-    return policy.run(runner, candidate, md)
+    """One experiment, all its attempts (the policy's), as a Prefect task body. Each failed attempt's
+    reason goes to the task run's log, so the Prefect UI shows what failed and why."""
+    result = policy.run(runner, candidate, md)
+    if result.reasons or result.status is not ExperimentStatus.COMPLETED:
+        logger = get_run_logger()
+        for number, reason in enumerate(result.reasons, start=result.attempts - len(result.reasons) + 1):
+            logger.warning("attempt %d failed: %s", number, reason)
+        logger.info("experiment %s: %s after %d attempt(s)%s", candidate.uid, result.status, result.attempts,
+                    " (sample fault: not retried)" if result.sample_fault else "")
+    return result
 
 
 experiment_task = task(_experiment, name="experiment", cache_policy=NO_CACHE, persist_result=False, retries=0)
