@@ -2,7 +2,9 @@
 
 Compares, in one run and on the same devices and plan:
 
-* ``bare RunEngine``: a bluesky RunEngine running ``run_experiment`` back to back (the floor);
+* ``bare RunEngine``: the floor: on every station of the lab (as many as the labflow arms use),
+  a bluesky RunEngine of its own, in a thread of its own, running ``run_experiment`` back to
+  back (the experiments shared round-robin over the stations);
 * ``labflow local``: the campaign loop with a random planner, provenance file, thread executor;
 * ``labflow prefect``: the same loop with each experiment a Prefect task (ephemeral server,
   started before timing);
@@ -10,7 +12,12 @@ Compares, in one run and on the same devices and plan:
 
 The planner is random so that planning time is not counted; the figure is the loop's own cost.
 
-    .venv/bin/python benchmarks/loop_overhead.py [--n 100]
+With ``--big N`` it also runs one N-experiment campaign in virtual time (random planner, instant
+simulated lab) against the bare RunEngine doing the same N runs, and reports the wall time and
+the resident memory after 1,000 and after N experiments; ``--profile`` prints the top entries of
+a cProfile of the local arm.
+
+    .venv/bin/python benchmarks/loop_overhead.py [--n 100] [--big 10000] [--profile]
 """
 
 from __future__ import annotations
@@ -31,34 +38,92 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
-def bare_runengine(recipe, n: int) -> float:
+def bare_runengine(recipe, n: int, *, threads: bool = True) -> float:
+    """Seconds per experiment of bare RunEngines, one per station of the lab, on ``n`` points shared
+    round-robin; each station's RunEngine runs in its own thread (``threads``), as labflow's do."""
+    import threading
+
     from bluesky import RunEngine
 
     from labflow.plans import run_experiment
 
     lab = recipe.lab_config.build(seed=0, time_scale=0.0)
-    station = lab.stations[0]
-    RE = RunEngine({}, context_managers=[])
-    points = recipe.space.sample(n, seed=0)
+    stations = list(lab.stations)
+    engines = [RunEngine({}, context_managers=[]) for _ in stations]
+    rows = recipe.space.sample(n, seed=0).to_dict("records")
+    params = [recipe.space.to_quantities(row) for row in rows]
+
+    def work(i: int) -> None:
+        for p in params[i::len(stations)]:
+            engines[i](run_experiment(stations[i], p, {"campaign": "bare"}))
+
     t0 = time.perf_counter()
-    for row in points.to_dict("records"):
-        RE(run_experiment(station, recipe.space.to_quantities(row), {"campaign": "bare"}))
+    if threads:
+        workers = [threading.Thread(target=work, args=(i,)) for i in range(len(stations))]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    else:
+        for i in range(len(stations)):
+            work(i)
     dt = time.perf_counter() - t0
     lab.close()
     return dt / n
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def big_campaign(recipe, n: int, out: Path) -> dict:
+    """An ``n``-experiment virtual-time campaign: wall time, and RSS after 1,000 and after ``n``."""
+    from labflow.launch import run_recipe
+
+    marks: dict[str, float] = {}
+
+    def listener(event: str, state) -> None:
+        if event == "finished" and state.finished in (1000, n):
+            marks[f"rss_mb_at_{state.finished}"] = rss_mb()
+            marks[f"s_at_{state.finished}"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    run_recipe(recipe.replace(budget=n), out / "big", executor="virtual", time_scale=0.0, listeners=[listener], handle_signals=False)
+    wall = time.perf_counter() - t0
+    bare = bare_runengine(recipe, n, threads=False) * n
+    return {"n": n, "wall_s": wall, "bare_runengine_s": bare, "ratio_to_bare": wall / bare, **marks}
+
+
+def profile_local(recipe, n: int, out: Path, top: int = 25) -> str:
+    import cProfile
+    import io
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    labflow_loop(recipe, n, "local", out / "profiled")
+    prof.disable()
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(top)
+    return buf.getvalue()
 
 
 def labflow_loop(recipe, n: int, executor: str, out: Path) -> float:
     from labflow.launch import run_recipe
 
     t0 = time.perf_counter()
-    run_recipe(recipe.replace(budget=n), out / executor, executor=executor, time_scale=0.0)
+    run_recipe(recipe.replace(budget=n), out / executor, executor=executor, time_scale=0.0, handle_signals=False)
     return (time.perf_counter() - t0) / n
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100, help="experiments per arm")
+    parser.add_argument("--big", type=int, default=0, help="also run one campaign of this many experiments in virtual time")
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of the local arm")
+    parser.add_argument("--arms", default="local,virtual,prefect", help="labflow executors to time")
     args = parser.parse_args()
     pin_threads()
     from labflow.recipe import load_recipe
@@ -69,18 +134,27 @@ def main() -> None:
         out = Path(tmp)
         # Warm-ups (imports, the Prefect server's start) are not timed.
         bare_runengine(recipe, 3)
-        labflow_loop(one_station, 2, "local", out / "warm")
-        labflow_loop(one_station, 2, "prefect", out / "warm")
+        arms = [a for a in args.arms.split(",") if a]
+        for executor in arms:
+            if executor != "virtual":
+                labflow_loop(one_station, 2, executor, out / "warm")
         bare = bare_runengine(recipe, args.n)
-        rows = [{"arm": "bare RunEngine", "ms_per_experiment": bare * 1e3, "ratio_to_bare": 1.0}]
-        for executor in ("local", "virtual", "prefect"):
+        rows = [{"arm": f"bare RunEngine ({len(recipe.lab_config.build(seed=0, time_scale=0.0).stations)} stations)",
+                 "ms_per_experiment": bare * 1e3, "ratio_to_bare": 1.0}]
+        for executor in arms:
             per = labflow_loop(one_station, args.n, executor, out)
             rows.append({"arm": f"labflow {executor}", "ms_per_experiment": per * 1e3, "ratio_to_bare": per / bare})
+        big = big_campaign(recipe, args.big, out) if args.big else None
+        if args.profile:
+            print(profile_local(recipe, args.n, out))
     for r in rows:
         r["overhead_ms"] = r["ms_per_experiment"] - bare * 1e3
     table = markdown_table(rows, ["arm", "ms_per_experiment", "overhead_ms", "ratio_to_bare"])
-    write_results("loop_overhead", {"n": args.n, "rows": rows}, table,
-                  f".venv/bin/python benchmarks/loop_overhead.py --n {args.n}")
+    if big:
+        table += "\n\n" + markdown_table([big], list(big))
+    print(table)
+    write_results("loop_overhead", {"n": args.n, "rows": rows, "big": big}, table,
+                  f".venv/bin/python benchmarks/loop_overhead.py --n {args.n}" + (f" --big {args.big}" if args.big else ""))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ import pandas as pd
 
 from labflow.errors import LabflowError
 from labflow.space import Categorical, Integer
+from labflow.store.columns import BOOKKEEPING, IDENTITY, TEXT_COLUMNS
 from labflow.store.provenance import CampaignRecord, package_versions, read_campaign
 
 __all__ = ["ExportedPackage", "METADATA_SCHEMA", "build_metadata", "export_campaign", "parse_creator", "read_experiments_csv", "unit_header"]
@@ -53,8 +54,8 @@ LICENCE_URLS = {
 }
 _ORCID = re.compile(r"^(?:https?://orcid\.org/)?(\d{4}-\d{4}-\d{4}-\d{3}[\dX])$")
 _HEADER = re.compile(r"^(?P<name>.*?) \[(?P<unit>[^\[\]]*)\]$")
-LEADING = ["n", "uid", "station", "status", "reason", "attempts"]
-TRAILING = ["generator", "suggestion", "run_uids", "t_suggested", "t_started", "t_finished"]
+LEADING = ["n", *IDENTITY]
+TRAILING = list(BOOKKEEPING)
 
 
 @dataclass
@@ -103,7 +104,7 @@ def read_experiments_csv(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]
         else:
             names.append(col)
     df.columns = names
-    for col in ("reason", "status", "station", "uid", "run_uids", "generator"):
+    for col in TEXT_COLUMNS:
         if col in df:
             df[col] = df[col].fillna("").astype(str)
     return df, units

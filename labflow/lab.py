@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -334,6 +335,7 @@ def register_lab_kind(model: type[LabConfig]) -> type[LabConfig]:
 
 
 def lab_kinds() -> list[str]:
+    """Every lab kind a lab config may name: the built-ins and installed plug-ins."""
     _load_builtin_kinds()
     return sorted(_KINDS)
 
@@ -341,13 +343,32 @@ def lab_kinds() -> list[str]:
 # Lab kinds that ship with labflow but live beside their backends; imported on first use so
 # that loading a simulated lab does not import ZeroMQ or EPICS.
 _BUILTIN_KIND_MODULES = ["labflow.sim.dataset_lab", "labflow.remote.labs", "labflow.epics.labs"]
+LAB_KINDS_GROUP = "labflow.lab_kinds"
+_entry_points_seen: set[str] = set()  # "name = value" of each entry point already registered (or refused)
 
 
 def _load_builtin_kinds() -> None:
+    """Import the built-in kinds' modules (they register themselves), then the plug-ins: each entry
+    point of the ``labflow.lab_kinds`` group names a :class:`LabConfig` subclass, registered here.
+    The group is read on every call, so a package installed while the process runs is found too."""
     import importlib
+    from importlib.metadata import entry_points
 
     while _BUILTIN_KIND_MODULES:
         importlib.import_module(_BUILTIN_KIND_MODULES.pop(0))
+    for ep in entry_points(group=LAB_KINDS_GROUP):
+        key = f"{ep.name} = {ep.value}"
+        if key in _entry_points_seen:
+            continue
+        _entry_points_seen.add(key)
+        model = ep.load()
+        if not (isinstance(model, type) and issubclass(model, LabConfig)):
+            raise TypeError(f"entry point {key} ({LAB_KINDS_GROUP}) is not a LabConfig subclass")
+        kind = model.model_fields["kind"].default
+        if kind in _KINDS and _KINDS[kind] is not model:
+            warnings.warn(f"{ep.value} declares the lab kind {kind!r}, already known: ignored", stacklevel=2)
+            continue
+        register_lab_kind(model)
 
 
 def _lab_adapter() -> TypeAdapter:

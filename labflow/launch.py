@@ -20,16 +20,9 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from labflow.campaign import (
-    Campaign,
-    CampaignState,
-    FailureBudget,
-    Listener,
-    LocalExecutor,
-    StationRunner,
-)
+from labflow.campaign import AttemptPolicy, Campaign, CampaignState, FailureBudget, Listener, StationRunner
 from labflow.errors import (
     CampaignExists,
     CampaignInterrupted,
@@ -40,6 +33,7 @@ from labflow.errors import (
     ProvenanceError,
     RecipeError,
 )
+from labflow.executors import executor_class, executor_names, make_executor
 from labflow.planners import make_planner
 from labflow.recipe import Recipe
 from labflow.store.campaign_dir import SUFFIX, CampaignDir, CampaignHistory, unfinished_campaigns
@@ -47,7 +41,7 @@ from labflow.store.journal import CampaignJournal, header_record, rebuild_proven
 from labflow.store.ledger import Ledger
 from labflow.store.provenance import ProvenanceWriter
 
-ExecutorName = Literal["prefect", "local", "virtual"]
+ExecutorName = str  # a name from labflow.executors.executor_names()
 
 __all__ = [
     "CampaignOutcome",
@@ -120,8 +114,8 @@ def run_recipe(
     if changes:
         recipe = recipe.replace(**changes)
     kind = executor or recipe.spec.execution.executor
-    if kind not in ("prefect", "local", "virtual"):
-        raise RecipeError("invalid executor", problems=[Problem("execution.executor", f"unknown executor {kind!r}")])
+    if kind not in executor_names():
+        raise RecipeError("invalid executor", problems=[Problem("execution.executor", f"unknown executor {kind!r}; known: {executor_names()}")])
     out = Path(out_dir)
     if not new and out.is_dir():
         found = unfinished_campaigns(out, recipe.name)
@@ -311,7 +305,7 @@ def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *,
     ex: Any = None
     suspenders = list(suspenders)
     try:
-        lab = recipe.lab_config.build(seed=recipe.seed, time_scale=0.0 if kind == "virtual" else time_scale)
+        lab = recipe.lab_config.build(seed=recipe.seed, time_scale=0.0 if executor_class(kind).virtual_time else time_scale)
         space, objectives = recipe.space, recipe.objectives  # the design space: a fidelity is a route, not a device setting
         routes = _routes(recipe, lab)
         used = {s for stations in routes.values() for s in stations}
@@ -328,60 +322,40 @@ def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *,
             "seed": recipe.seed,
         }
         choices = lab.choices if lab.choices() is not None else None
-
-        def make_campaign(executor_: Any) -> Campaign:
-            return Campaign(
-                planner=planner,
-                runners=runners,
-                executor=executor_,
-                budget=recipe.budget,
-                batch=recipe.spec.planner.batch,
-                md=md,
-                choices=choices,
-                listeners=listeners,
-                journal=journal,
-                history=history,
-                failure_budget=failure_budget,
-                handle_signals=handle_signals,
-                stop_grace=stop_grace,
-                sample_fault_patterns=recipe.sample_fault_patterns,
-                routes=routes or None,
-                route_parameter=recipe.fidelity_parameter,
-                costs=recipe.fidelity_costs(),
-            )
-
-        utilization = None
-        campaign: Campaign | None = None
+        policy = AttemptPolicy(retries=execution.retries, retry_delay=execution.retry_delay_s,
+                               sample_fault_patterns=tuple(recipe.sample_fault_patterns))
+        ex = make_executor(kind, policy=policy, workers=len(runners))
+        campaign = Campaign(
+            planner=planner,
+            runners=runners,
+            executor=ex,
+            budget=recipe.budget,
+            batch=recipe.spec.planner.batch,
+            md=md,
+            choices=choices,
+            listeners=listeners,
+            journal=journal,
+            history=history,
+            failure_budget=failure_budget,
+            handle_signals=handle_signals,
+            stop_grace=stop_grace,
+            routes=routes or None,
+            route_parameter=recipe.fidelity_parameter,
+            costs=recipe.fidelity_costs(),
+        )
         try:
-            if kind == "prefect":
-                from labflow.flows import PrefectExecutor, run_as_flow
-
-                ex = PrefectExecutor(retries=execution.retries, retry_delay=execution.retry_delay_s)
-                campaign = make_campaign(ex)
-                run_as_flow(campaign.run, name=f"labflow-{recipe.name}", run_name=journal.path.stem, workers=len(runners))
-            elif kind == "local":
-                ex = LocalExecutor(len(runners), retries=execution.retries, retry_delay=execution.retry_delay_s)
-                campaign = make_campaign(ex)
-                try:
-                    campaign.run()
-                finally:
-                    ex.close()
-            else:
-                from labflow.sim.clock import VirtualTimeExecutor
-
-                ex = VirtualTimeExecutor(retries=execution.retries)
-                campaign = make_campaign(ex)
-                campaign.run()
-                utilization = ex.utilization(len(runners))
+            try:
+                ex.drive(campaign.run, name=f"labflow-{recipe.name}", run_name=journal.path.stem, workers=len(runners))
+            finally:
+                ex.close()
         except (CampaignInterrupted, FailureRateExceeded) as exc:
-            if campaign is not None:
-                _end(journal, campaign, kind, ex, utilization, complete=False, reason=f"{type(exc).__name__}: {exc.message}")
+            _end(journal, campaign, kind, ex, ex.utilization(len(runners)), complete=False, reason=f"{type(exc).__name__}: {exc.message}")
             raise
         except DiskFullError:
             raise  # nothing more can be written; resume rebuilds from the ledger
-        state = campaign.state
+        utilization = ex.utilization(len(runners))
         _end(journal, campaign, kind, ex, utilization, complete=True)
-        return CampaignOutcome(path=journal.path, state=state, campaign_id=journal.campaign_id, makespan=ex.now(),
+        return CampaignOutcome(path=journal.path, state=campaign.state, campaign_id=journal.campaign_id, makespan=ex.now(),
                                utilization=utilization, campaign_dir=journal.cdir.path)
     finally:
         try:
@@ -404,7 +378,7 @@ def _routes(recipe: Recipe, lab: Any) -> dict[str, list[str]]:
 def _end(journal: CampaignJournal, campaign: Campaign, kind: str, ex: Any, utilization: float | None, *, complete: bool, reason: str = "") -> None:
     state = campaign.state
     best = campaign.planner.best()
-    campaign._snapshot()  # noqa: SLF001
+    campaign.snapshot()
     journal.end(
         {
             "completed": state.completed,

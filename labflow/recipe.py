@@ -241,20 +241,38 @@ class ObjectiveSpec(_Model):
 class PlannerSpec(_Model):
     """Which planner proposes experiments, and its settings."""
 
-    kind: Literal["bayesian", "multifidelity", "random", "sobol", "lhs", "grid", "ofat"] = "bayesian"
+    kind: str = "bayesian"  # a name from labflow.planners.planner_names() (built-ins and plug-ins)
     batch: int = Field(1, ge=1, description="candidates proposed per round (q)")
     options: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the planner class")
+
+    @field_validator("kind")
+    @classmethod
+    def _known_planner(cls, v: str) -> str:
+        from labflow.planners import planner_names
+
+        if v not in planner_names():
+            raise ValueError(f"unknown planner {v!r}; expected one of {planner_names()}")
+        return v
 
 
 class ExecutionSpec(_Model):
     """How experiments run: the executor, retries and timeouts."""
 
-    executor: Literal["prefect", "local", "virtual"] = "prefect"
+    executor: str = "prefect"  # a name from labflow.executors.executor_names() (built-ins and plug-ins)
     retries: int = Field(0, ge=0, le=10)
     retry_delay: QuantityText = "0 s"
     timeout: QuantityText = "1 h"
 
     _v_q = field_validator("retry_delay", "timeout")(_check_quantity)
+
+    @field_validator("executor")
+    @classmethod
+    def _known_executor(cls, v: str) -> str:
+        from labflow.executors import executor_names
+
+        if v not in executor_names():
+            raise ValueError(f"unknown executor {v!r}; expected one of {executor_names()}")
+        return v
 
     @field_validator("retry_delay", "timeout")
     @classmethod

@@ -59,8 +59,8 @@ _DESCRIPTIONS = {
     ("ObjectiveSpec", "direction"): "maximize or minimize",
     ("ObjectiveSpec", "unit"): "unit the objective is recorded in (converted from the instrument's)",
     ("ObjectiveSpec", "threshold"): "worst value still worth having: the hypervolume's reference point",
-    ("PlannerSpec", "kind"): "bayesian (BoTorch GP), or a baseline: random, sobol, lhs, grid, ofat",
-    ("ExecutionSpec", "executor"): "prefect (tasks in the Prefect UI), local (threads), virtual (simulated time)",
+    ("PlannerSpec", "kind"): "bayesian (BoTorch GP), multifidelity, a baseline (random, sobol, lhs, grid, ofat), or an installed plug-in",
+    ("ExecutionSpec", "executor"): "prefect (tasks in the Prefect UI), local (threads), virtual (simulated time), or an installed plug-in",
     ("ExecutionSpec", "retries"): "attempts after a failed experiment (each attempt is its own bluesky run)",
     ("ExecutionSpec", "retry_delay"): "wait before a retry, e.g. '30 s'",
     ("ExecutionSpec", "timeout"): "longest any device wait may take, e.g. '2 min'",
@@ -110,6 +110,12 @@ def recipe_schema() -> dict[str, Any]:
                 prop["description"] = _DESCRIPTIONS[(model, name)]
             if (model, name) in _IDENTIFIER_FIELDS:
                 prop["pattern"] = IDENTIFIER_PATTERN
+    # The names the registries know now (built-ins and installed plug-ins: labflow.plugins).
+    from labflow.executors import executor_names
+    from labflow.planners import planner_names
+
+    defs["PlannerSpec"]["properties"]["kind"]["enum"] = planner_names()
+    defs["ExecutionSpec"]["properties"]["executor"]["enum"] = executor_names()
     schema["properties"]["name"]["pattern"] = CAMPAIGN_NAME_PATTERN
     schema["properties"]["lab"]["examples"] = ["sim_materials", "../configs/my_lab.yaml"]
     out = {

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from labflow.objectives import Objective
 from labflow.planners.base import Planner
 from labflow.planners.baselines import (
     BASELINES,
@@ -18,7 +17,7 @@ from labflow.planners.baselines import (
     RandomPlanner,
     SobolPlanner,
 )
-from labflow.space import Space
+from labflow.planners.registry import make_planner, planner_class, planner_names
 
 __all__ = [
     "Planner",
@@ -32,6 +31,8 @@ __all__ = [
     "OneFactorAtATimePlanner",
     "PLANNERS",
     "make_planner",
+    "planner_class",
+    "planner_names",
 ]
 
 
@@ -48,28 +49,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-def planner_names() -> list[str]:
-    return ["bayesian", "multifidelity", *BASELINES]
-
-
-def make_planner(kind: str, space: Space, objectives: list[Objective], seed: int = 0, **options: Any) -> Planner:
-    """Build a planner by its registered name ("bayesian", "multifidelity", "random", "sobol", "lhs", "grid", "ofat").
-
-    "multifidelity" needs ``fidelities=[Fidelity(name, cost), ...]`` among the options.
-    """
-    if kind == "bayesian":
-        from labflow.planners.bayesian import BayesianPlanner
-
-        return BayesianPlanner(space, objectives, seed=seed, **options)
-    if kind == "multifidelity":
-        from labflow.planners.multifidelity import MultiFidelityPlanner
-
-        return MultiFidelityPlanner(space, objectives, seed=seed, **options)
-    try:
-        cls = BASELINES[kind]
-    except KeyError:
-        raise ValueError(f"unknown planner {kind!r}; expected one of {planner_names()}") from None
-    return cls(space, objectives, seed=seed, **options)
-
-
-PLANNERS = planner_names()
+PLANNERS = planner_names()  # the names known at import (plug-ins included); planner_names() re-reads

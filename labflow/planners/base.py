@@ -8,7 +8,9 @@ touches devices. Two spellings of the same verbs:
   Objective columns carry the objective's name; an optional ``status`` column marks rows
   that failed (``"failed"``) so that they are remembered without being modelled.
 
-Subclasses implement ``_propose(n, X_pending) -> unit-cube array`` and may override ``_fit``.
+Subclasses implement the public hook ``propose(n, X_pending) -> unit-cube array`` (and, for
+pool labs, may override ``propose_from``). ``_propose``/``_propose_from`` are the older names,
+still honoured (deprecated aliases).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import hashlib
 import json
 import math
 import os
-from abc import ABC, abstractmethod
+import warnings
+from abc import ABC
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -97,13 +100,13 @@ class Planner(ABC):
                     f"asked for {n} candidates but only {len(X_choices)} of {len(choices)} choices are "
                     "feasible and neither measured nor pending"
                 )
-            X = np.asarray(self._propose_from(n, X_pending, X_choices), dtype=float)
+            X = np.asarray(self.propose_from(n, X_pending, X_choices), dtype=float)
         else:
-            X = np.asarray(self._propose(n, X_pending), dtype=float)
+            X = np.asarray(self.propose(n, X_pending), dtype=float)
             if self.space.constraints:  # every suggestion satisfies the constraints: repair the others
                 X = self.space.repair(self.space.snap(X))
         if X.shape != (n, self.space.dim):
-            raise RuntimeError(f"{type(self).__name__}._propose returned shape {X.shape}, expected {(n, self.space.dim)}")
+            raise RuntimeError(f"{type(self).__name__}.propose returned shape {X.shape}, expected {(n, self.space.dim)}")
         self._asked += n
         df = self.space.decode(X)
         return [
@@ -337,16 +340,33 @@ class Planner(ABC):
         return copy.deepcopy(self)
 
     # -- for subclasses -----------------------------------------------------------
-    @abstractmethod
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "_propose" in cls.__dict__ and not cls.__module__.startswith("labflow."):
+            warnings.warn(f"{cls.__qualname__} overrides Planner._propose, a deprecated alias: implement propose() instead",
+                          DeprecationWarning, stacklevel=2)
+
+    def propose(self, n: int, X_pending: np.ndarray) -> np.ndarray:
+        """The hook a planner implements: ``n`` new points, an ``n x space.dim`` array in the unit cube.
+
+        ``X_pending`` (``k x space.dim``, unit cube) holds the points in flight: propose others.
+        Set ``self.last_generator`` to name what produced them. Use :meth:`_rng` for randomness
+        (seeded, so the same history gives the same points).
+        """
+        return self._propose(n, X_pending)
+
+    def propose_from(self, n: int, X_pending: np.ndarray, X_choices: np.ndarray) -> np.ndarray:
+        """For pool labs: pick ``n`` distinct rows of ``X_choices`` (unit cube). Default: snap each
+        :meth:`propose` point to its nearest unused choice; model-based planners score the choices."""
+        return self._propose_from(n, X_pending, X_choices)
+
     def _propose(self, n: int, X_pending: np.ndarray) -> np.ndarray:
-        """Return an ``n x space.dim`` array in the unit cube. Set ``self.last_generator``."""
+        """Deprecated alias of :meth:`propose` (the hook's older, private name)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement propose(n, X_pending)")
 
     def _propose_from(self, n: int, X_pending: np.ndarray, X_choices: np.ndarray) -> np.ndarray:
-        """Pick ``n`` distinct rows of ``X_choices``. Default: snap each proposal to its nearest unused choice.
-
-        Model-based planners override this to score the choices directly.
-        """
-        proposals = np.asarray(self._propose(n, X_pending), dtype=float)
+        """Deprecated alias of :meth:`propose_from` (default: snap each proposal to its nearest unused choice)."""
+        proposals = np.asarray(self.propose(n, X_pending), dtype=float)
         free = np.ones(len(X_choices), dtype=bool)
         out = []
         for x in proposals:

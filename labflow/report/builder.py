@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from labflow.report import html as H
 from labflow.report import figures as F
+from labflow.report import html as H
 from labflow.report.data import CampaignView, time_scale
+from labflow.store.columns import IDENTITY
 
 __all__ = ["FIGURES", "Report", "build_report", "default_report_dir"]
 
@@ -231,7 +232,7 @@ def _page(view: CampaignView, figs: dict[str, bytes], base: Any, mv: Any, cv: An
 
     # several objectives
     if len(rec.objectives) > 1:
-        from labflow.planners.pareto import pareto_mask
+        from labflow.pareto import pareto_mask
 
         inner = fig("pareto")
         done = rec.completed
@@ -255,7 +256,7 @@ def _page(view: CampaignView, figs: dict[str, bytes], base: Any, mv: Any, cv: An
     sections.append(("provenance", "Provenance", _provenance(view, seconds) + fig("timing")))
 
     exp = rec.experiments.assign(n=view.numbers())
-    cols = ["n", "uid", "station", "status", *rec.space.names, *[o.name for o in rec.objectives], "generator", "t_finished"]
+    cols = ["n", *IDENTITY[:3], *rec.space.names, *[o.name for o in rec.objectives], "generator", "t_finished"]
     cols = [c for c in cols if c in exp]
     sections.append(("experiments", "Experiments", f"<details><summary>all {len(exp)} experiments (units in the headers)</summary>"
                      + H.table(exp[cols], headers={c: view.label(c) for c in cols}) + "</details>"))

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from labflow.objectives import Objective
-from labflow.planners.pareto import hypervolume, infer_reference_point
+from labflow.pareto import hypervolume_trace, reference_point
 from labflow.space import Categorical
 from labflow.store.provenance import CampaignRecord, read_campaign
 
@@ -178,27 +178,15 @@ class CampaignView:
         Y = self.oriented()
         if not len(Y):
             return None
-        inferred = infer_reference_point(Y)
-        return np.array(
-            [o.sign * o.threshold if o.threshold is not None else inferred[j] for j, o in enumerate(self.objectives)],
-            dtype=float,
-        )
+        return reference_point(self.objectives, Y)
 
     def hypervolume_trace(self) -> np.ndarray:
         """Hypervolume of the completed outcomes among the first n experiments, n = 1..N."""
         ref = self.reference_point()
-        out = np.zeros(self.n)
         if ref is None:
-            return out
+            return np.zeros(self.n)
         Y_all = np.column_stack([o.sign * self.values(o.name) for o in self.objectives])
-        done = self.completed_mask()
-        last, front = 0.0, np.empty((0, len(self.objectives)))
-        for i in range(self.n):
-            if done[i]:
-                front = np.vstack([front, Y_all[i]])
-                last = hypervolume(front, ref)
-            out[i] = last
-        return out
+        return hypervolume_trace(Y_all, self.completed_mask(), ref)
 
     # -- failures ---------------------------------------------------------------------
     def failures(self) -> pd.DataFrame:

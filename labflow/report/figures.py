@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from labflow.planners.pareto import pareto_mask
+from labflow.pareto import pareto_mask
 from labflow.report.data import CampaignView, best_so_far, time_scale
 from labflow.report.model import ModelView
 from labflow.space import Categorical

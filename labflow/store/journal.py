@@ -28,7 +28,7 @@ from labflow.records import Candidate, Observation
 from labflow.store.campaign_dir import CampaignDir, CampaignHistory
 from labflow.store.ledger import Ledger
 from labflow.store.provenance import ProvenanceWriter
-from labflow.testing.crash import crashpoint
+from labflow.faults import crashpoint
 
 __all__ = ["CampaignJournal", "header_record", "rebuild_provenance"]
 

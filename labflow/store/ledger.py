@@ -46,7 +46,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from labflow.errors import DiskFullError, LedgerCorruptError, ProvenanceError
-from labflow.testing.crash import crashpoint
+from labflow.faults import crashpoint
 
 __all__ = ["Ledger", "TornTailWarning", "decode", "encode", "read_records", "set_file_wrapper"]
 

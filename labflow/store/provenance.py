@@ -70,8 +70,9 @@ import numpy as np
 import pandas as pd
 
 from labflow.errors import DiskFullError, ProvenanceError
+from labflow.store.columns import experiment_columns
 from labflow.store.ledger import fsync_dir
-from labflow.testing.crash import crashpoint
+from labflow.faults import crashpoint
 from labflow.objectives import Objective
 from labflow.space import Categorical, Integer, Space
 
@@ -118,19 +119,22 @@ class _Table:
                 if units is not None:
                     ds.attrs["units"] = units
         self.columns = list(columns)
+        # The datasets and their kinds, looked up once: a row appends to every column, and h5py's
+        # name lookup and dtype property cost more than the write itself (loop-overhead profile).
+        self._datasets = [group[name] for name in self.columns]
+        self._kinds = [ds.dtype.kind for ds in self._datasets]
 
     def __len__(self) -> int:
-        return self.group[self.columns[0]].shape[0] if self.columns else 0
+        return self._datasets[0].shape[0] if self._datasets else 0
 
     def append(self, row: Mapping[str, Any]) -> None:
         n = len(self)
         half = len(self.columns) // 2
-        for i, name in enumerate(self.columns):
+        for i, (name, ds, kind) in enumerate(zip(self.columns, self._datasets, self._kinds)):
             if i == half:
                 crashpoint("hdf5.mid_append")
-            ds = self.group[name]
             ds.resize((n + 1,))
-            ds[n] = _cell(ds.dtype.kind, row.get(name))
+            ds[n] = _cell(kind, row.get(name))
 
 
 def _cell(kind: str, value: Any) -> Any:
@@ -238,34 +242,12 @@ class ProvenanceWriter:
 
         exp = f.create_group("experiments")
         exp.attrs["NX_class"] = "NXcollection"
-        columns: dict[str, tuple[Any, str | None]] = {
-            "uid": (STR, None),
-            "station": (STR, None),
-            "status": (STR, None),
-            "reason": (STR, None),
-            "attempts": (np.int32, None),
-            "run_uids": (STR, None),
-            "suggestion": (np.int64, None),
-            "generator": (STR, None),
-            "t_suggested": (np.float64, "s"),
-            "t_started": (np.float64, "s"),
-            "t_finished": (np.float64, "s"),
-            "repeated": (np.int32, None),
-            "abandoned": (np.int32, None),
-            "raw": (STR, None),
-            "sample_fault": (np.int32, None),
-            "cost": (np.float64, _cost_unit(recipe or {})),
-            "hypervolume": (np.float64, None),
-        }
-        for p in space.parameters:
-            if isinstance(p, Categorical):
-                columns[p.name] = (STR, "")
-            elif isinstance(p, Integer):
-                columns[p.name] = (np.int64, p.unit)
-            else:
-                columns[p.name] = (np.float64, p.unit)
-        for o in self.objectives:
-            columns[o.name] = (np.float64, o.unit)
+        columns = experiment_columns(
+            [(p.name, "str" if isinstance(p, Categorical) else "int64" if isinstance(p, Integer) else "float64",
+              "" if isinstance(p, Categorical) else p.unit) for p in space.parameters],
+            [(o.name, o.unit) for o in self.objectives],
+            cost_unit=_cost_unit(recipe or {}),
+        )
         self._experiments = _Table(exp, columns)
         self._value_columns = {k: columns[k] for k in [*space.names, *(o.name for o in self.objectives)]}
 
@@ -729,7 +711,7 @@ def pareto_summary(experiments: pd.DataFrame, space: Space, objectives: Sequence
     ``trace`` (the hypervolume after each experiment in table order, against that reference
     point; empty for one objective).
     """
-    from labflow.planners.pareto import hypervolume, infer_reference_point, pareto_mask
+    from labflow.pareto import hypervolume, hypervolume_trace, pareto_mask, reference_point
 
     out: dict[str, Any] = {"front": [], "hypervolume": None, "reference_point": None, "reference": "", "trace": []}
     if experiments.empty or "status" not in experiments:
@@ -757,19 +739,10 @@ def pareto_summary(experiments: pd.DataFrame, space: Space, objectives: Sequence
     out["front"] = [{k: _plain(v) for k, v in r.items()} for r in front.to_dict("records")]
     if len(objectives) < 2:
         return out
-    if all(o.threshold is not None for o in objectives):
-        ref = np.array([o.sign * float(o.threshold) for o in objectives])
-        out["reference"] = "thresholds"
-    else:
-        inferred = infer_reference_point(Y)
-        ref = np.array([inferred[j] if o.threshold is None else o.sign * float(o.threshold) for j, o in enumerate(objectives)])
-        out["reference"] = "inferred"
+    ref = reference_point(objectives, Y)
+    out["reference"] = "thresholds" if all(o.threshold is not None for o in objectives) else "inferred"
     out["reference_point"] = {o.name: float(o.sign * r) for o, r in zip(objectives, ref)}
     out["hypervolume"] = hypervolume(Y, ref)
-    trace, seen = [], []
-    for i in range(len(exp)):
-        if ok[i]:
-            seen.append(exp[names].iloc[i].to_numpy(dtype=float) * signs)
-        trace.append(hypervolume(np.array(seen), ref) if seen else 0.0)
-    out["trace"] = trace
+    Y_all = np.column_stack([exp[n].to_numpy(dtype=float) * o.sign for n, o in zip(names, objectives)])
+    out["trace"] = [float(v) for v in hypervolume_trace(Y_all, ok, ref)]
     return out

@@ -1,48 +1,19 @@
-"""The ``labflow`` command line: run, validate and inspect campaigns."""
+"""``labflow validate`` and ``labflow inspect``: look at a recipe or a campaign file; nothing runs."""
 
 from __future__ import annotations
 
 import json
-import os
-
 from pathlib import Path
 
-
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from labflow.cli.common import EXIT_INVALID, console, fail
 from labflow.errors import LabflowError, RecipeError
 
-# Prefect reads these at import: quiet logs under the live display, and no telemetry from an
-# offline lab. Both are only defaults; set them in the environment to change them.
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-
-app = typer.Typer(
-    name="labflow",
-    help="Closed-loop campaigns for self-driving labs: plan with BoTorch, run with bluesky, record in HDF5.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-console = Console()
-err_console = Console(stderr=True)
-
-EXIT_INVALID = 2
+__all__ = ["inspect", "register", "validate"]
 
 
-def _fail(exc: LabflowError, code: int = 1) -> None:
-    err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
-    if isinstance(exc, RecipeError):
-        for p in exc.problems:
-            err_console.print(f"{p}", highlight=False, markup=False, soft_wrap=True)
-    if exc.hint:
-        err_console.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
-    raise typer.Exit(code)
-
-
-@app.command()
 def validate(recipe: Path = typer.Argument(..., help="recipe YAML file")) -> None:
     """Check a recipe (and its lab config) without touching any device. Exit 0 if valid, 2 if not."""
     from labflow.recipe import load_recipe
@@ -50,12 +21,11 @@ def validate(recipe: Path = typer.Argument(..., help="recipe YAML file")) -> Non
     try:
         r = load_recipe(recipe)
     except RecipeError as exc:
-        _fail(exc, EXIT_INVALID)
+        fail(exc, EXIT_INVALID)
     console.print(f"[green]ok[/] {recipe}: campaign {r.name!r}, {len(r.space)} parameters, "
                   f"{len(r.objectives)} objective(s), budget {r.budget}, hash {r.hash}", highlight=False)
 
 
-@app.command()
 def inspect(
     file: Path = typer.Argument(..., help="campaign provenance file (.h5)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
@@ -67,7 +37,7 @@ def inspect(
     try:
         rec = read_campaign(file)
     except LabflowError as exc:
-        _fail(exc)
+        fail(exc)
     summary = rec.summary()
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
@@ -114,19 +84,7 @@ def inspect(
     console.print(v)
 
 
-from labflow.cli_remote import register as _register_remote; _register_remote(app)  # noqa: E402,E702 - serve, keys, ioc, record
-from labflow.cli_reliability import register as _register_reliability; _register_reliability(app)  # noqa: E402,E702 - run, resume
-
-
-from labflow import cli_bench  # noqa: E402
-
-cli_bench.register(app)
-from labflow.cli_report import register as _register_report; _register_report(app)  # noqa: E402,E702 - report, export, schema
-
-
-def main() -> None:  # pragma: no cover - console entry
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
+def register(app: typer.Typer) -> None:
+    """Add ``validate`` and ``inspect``."""
+    app.command()(validate)
+    app.command()(inspect)

@@ -1,0 +1,358 @@
+"""The closed loop on one page: ask the planner, start experiments on free stations, record
+what finished, tell the planner, react -- until the budget is spent.
+
+:meth:`Campaign.run` is the loop; everything else has a module of its own: the station runner
+(:mod:`~labflow.campaign.station`), the attempt policy, failure budget and abandoning
+(:mod:`~labflow.campaign.policy`), pause and stop (:mod:`~labflow.campaign.control`), fidelity
+routing (:mod:`~labflow.campaign.routing`), the guarded planner (:mod:`~labflow.campaign.proposer`),
+resuming from a ledger (:mod:`~labflow.campaign.resume`) and the record
+(:mod:`~labflow.campaign.recorder`). How experiments run -- threads, Prefect tasks, virtual time --
+is the executor's business (:mod:`labflow.executors`); the loop only submits and collects.
+
+One experiment is in flight per station. With a journal every decision is ledgered, fsynced,
+before it is acted on: a suggestion before its candidates run, ``started`` before a run begins,
+``finished`` before the planner is told.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from labflow.campaign.control import CampaignControl, StopOnSignals
+from labflow.campaign.executor import Executor
+from labflow.campaign.policy import FailureBudget, FailureMemory
+from labflow.campaign.proposer import Proposer
+from labflow.campaign.recorder import Recorder, WriterRecorder, experiment_row
+from labflow.campaign.result import ExperimentResult, ExperimentStatus
+from labflow.campaign.routing import Routing
+from labflow.campaign.state import CampaignState, Listener
+from labflow.campaign.station import StationRunner
+from labflow.errors import CampaignInterrupted, DiskFullError, LabflowError
+from labflow.faults import crashpoint
+from labflow.pareto import objective_hypervolume
+from labflow.planners.base import Planner
+from labflow.records import Candidate, Status
+
+__all__ = ["Campaign"]
+
+
+class Campaign:
+    """Runs the closed loop until ``budget`` experiments have finished.
+
+    Parameters
+    ----------
+    planner: proposes candidates (``ask``) and learns from observations (``tell``).
+    runners: one :class:`StationRunner` per station; one experiment in flight on each.
+    executor: how experiments run (:mod:`labflow.executors`: threads, Prefect tasks, virtual time);
+        its attempt policy (retries, sample faults) decides what a failure means.
+    budget: experiments to finish.
+    writer: a bare provenance file, when there is no ``journal``.
+    batch: candidates asked per planner call (q).
+    md: metadata put in every bluesky run's start document (campaign id, recipe hash, ...).
+    choices: for pool labs, a callable giving the points still available.
+    listeners: called with each event ("start", "submitted", "finished", "interrupted", "end") and the state.
+    journal: a :class:`labflow.store.journal.CampaignJournal` (ledger + provenance); when given,
+        every step is ledgered before it is acted on and ``writer`` is not used.
+    history: a replayed ledger (:class:`labflow.store.campaign_dir.CampaignHistory`) to resume
+        from; the planner must already hold its observations (``labflow.launch.resume_campaign``).
+    failure_budget: when to give up (:class:`FailureBudget`; default: >50 % after >= 5 failures).
+    handle_signals: stop cleanly on SIGINT/SIGTERM during the run (main thread only).
+    stop_grace: seconds a deferred stop waits for a checkpoint before pausing at once.
+    snapshot_every: write the planner snapshot every this many finished experiments.
+    sample_fault_patterns: regular expressions; a failure whose reason matches is the sample's
+        fault. Added to the executor's attempt policy, which applies them (kept for callers that
+        build the executor without them).
+    routes, route_parameter, costs: fidelity routing (:class:`~labflow.campaign.routing.Routing`).
+    """
+
+    def __init__(
+        self,
+        *,
+        planner: Planner,
+        runners: Sequence[StationRunner],
+        executor: Executor,
+        budget: int,
+        writer: Any = None,
+        batch: int = 1,
+        md: Mapping[str, Any] | None = None,
+        choices: Callable[[], Any] | None = None,
+        listeners: Iterable[Listener] = (),
+        journal: Recorder | None = None,
+        history: Any = None,
+        failure_budget: FailureBudget | None = None,
+        handle_signals: bool = False,
+        stop_grace: float = 5.0,
+        snapshot_every: int = 10,
+        sample_fault_patterns: Iterable[str] = (),
+        routes: Mapping[str, Sequence[str]] | None = None,
+        route_parameter: str | None = None,
+        costs: Mapping[str, float] | None = None,
+    ) -> None:
+        if not runners:
+            raise LabflowError("a campaign needs at least one station")
+        self.planner = planner
+        self.runners = list(runners)
+        self.executor = executor
+        patterns = tuple(sample_fault_patterns)
+        if patterns:
+            policy = executor.policy
+            executor.policy = replace(policy, sample_fault_patterns=(*policy.sample_fault_patterns, *patterns))
+        self.writer = writer
+        self.journal: Recorder = journal if journal is not None else WriterRecorder(writer)
+        self.batch = int(batch)
+        self.md = dict(md or {})
+        self.listeners = list(listeners)
+        self.state = CampaignState(budget=int(budget))
+        self.results: list[ExperimentResult] = []
+        self.failure_budget = failure_budget or FailureBudget()
+        self.failures = FailureMemory(self.failure_budget.abandon_after)
+        self.proposer = Proposer(planner, self.failures, choices)
+        self.routing = Routing(routes, route_parameter, costs, [r.name for r in self.runners])
+        self.handle_signals = handle_signals
+        self.snapshot_every = max(1, int(snapshot_every))
+        self.control = CampaignControl(stop_grace)
+        for r in self.runners:
+            r.control = self.control
+            self.control.register(r.name, r.RE)
+        self.queue: list[Candidate] = []  # asked, not yet started
+        self.attempt_offset: dict[str, int] = {}  # uid -> attempts already spent (resumed experiments)
+        self.repeat: set[str] = set()  # uids that repeat an interrupted experiment
+        self._suggestion_of: dict[str, int] = {}
+        self._t_suggested: dict[str, float] = {}
+        self._Y: list[list[float]] = []  # oriented outcomes of this campaign's completed experiments
+        self._free = list(self.runners)
+        self._in_flight: dict[str, StationRunner] = {}
+        self._error: BaseException | None = None
+        if history is not None:
+            from labflow.campaign.resume import restore
+
+            restore(self, history)
+
+    # -- pause / resume / stop (any thread) --------------------------------------------------
+    def request_pause(self, defer: bool = True) -> None:
+        """Pause at the next checkpoint (``defer``) or now; no new experiment starts."""
+        self.control.request_pause(defer)
+
+    def resume(self) -> None:
+        """Continue after a pause."""
+        self.control.resume()
+
+    def request_stop(self, reason: str = "stop requested", *, defer: bool = True) -> None:
+        """Stop cleanly; the cut experiments are recorded as interrupted and repeated on resume."""
+        self.control.request_stop(reason, defer=defer)
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self) -> CampaignState:
+        """Run to the budget (or until a pool is exhausted). Returns the final counters.
+
+        Raises :class:`~labflow.errors.CampaignInterrupted` when stopped (signal, ``request_stop``),
+        :class:`~labflow.errors.FailureRateExceeded` past the failure budget, and
+        :class:`~labflow.errors.DiskFullError` when the record cannot be written; in every case
+        what finished is recorded and the in-flight experiments are marked interrupted.
+        """
+        try:
+            with StopOnSignals(self.control, enabled=self.handle_signals):
+                self._emit("start")
+                try:
+                    self._loop()
+                finally:
+                    self._emit("end")
+        finally:
+            self.control.close()
+        return self._outcome()
+
+    def _loop(self) -> None:
+        """Ask, start, record, tell, react: one experiment in flight per free station."""
+        while self.state.finished < self.state.budget or self._in_flight:
+            while self._may_start():
+                picked = self._next_experiment()  # asks the planner when the queue is empty
+                if picked is None:
+                    break
+                self._start(*picked)
+            if not self._in_flight:
+                if self.control.state == "paused" and self._error is None:
+                    self.control.wait_running(0.5)
+                    continue
+                break
+            result = self.executor.next_result()
+            self._station_is_free(result)
+            try:
+                self._record_and_tell(result)
+            except DiskFullError as exc:
+                self._fail_fast(exc)
+            self._react(result)
+
+    # -- the steps ------------------------------------------------------------------------
+    def _may_start(self) -> bool:
+        s = self.state
+        return bool(self._free) and s.started < s.budget and self.control.accepting and self._error is None
+
+    def _next_experiment(self) -> tuple[Candidate, StationRunner] | None:
+        """The next (candidate, free station): the first queued candidate a free station may run."""
+        if not self.queue:
+            n = min(self.batch, self.state.budget - self.state.started)
+            pending = [self._candidate_on(r) for r in self._in_flight.values()] + self.queue
+            self.queue.extend(self._ask(n, pending))
+        pick = self.routing.match(self.queue, [r.name for r in self._free])
+        if pick is None:  # an empty queue, or every queued candidate waits for a station of its kind
+            return None
+        return self.queue.pop(pick[0]), self._free.pop(pick[1])
+
+    def _ask(self, n: int, pending: list[Candidate]) -> list[Candidate]:
+        """Ask the planner (guarded) and record the suggestion before anything runs."""
+        t0 = time.perf_counter()
+        candidates = self.proposer.ask(n, pending)
+        self.state.fallbacks = self.proposer.fallbacks
+        crashpoint("planner.after_ask")
+        latency = time.perf_counter() - t0
+        now = self.executor.now()
+        index = -1
+        if getattr(self.journal, "records_suggestions", True):
+            state = {k: v for k, v in self.planner.state_dict().items() if k != "observations"}
+            state["last_decision"] = self.proposer.decision(candidates)
+            index = self.journal.suggestion(
+                t=now, planner=self.planner.name, generator=candidates[0].generator if candidates else "",
+                candidates=candidates, n_observations=self.planner.n_observations, state_hash=self.planner.state_hash(),
+                state=state, latency=latency,
+            )
+        for c in candidates:
+            self._suggestion_of[c.uid] = index
+            self._t_suggested[c.uid] = now
+        return candidates
+
+    def _start(self, candidate: Candidate, runner: StationRunner) -> None:
+        """Ledger ``started``, then hand the experiment to the executor."""
+        md = {**self.md, "planner": self.planner.name, **self.routing.metadata(candidate)}
+        offset = self.attempt_offset.get(candidate.uid, 0)
+        if offset:
+            md["attempt_offset"] = offset
+        self.journal.started(candidate=candidate, station=runner.name, attempt=offset + 1, repeated=candidate.uid in self.repeat,
+                             t=self.executor.now(), suggestion=self._suggestion_of.get(candidate.uid, -1))
+        self.executor.submit(runner, candidate, md)
+        self._in_flight[candidate.uid] = runner
+        self.state.busy[runner.name] = candidate
+        self.state.started += 1
+        self._emit("submitted")
+
+    def _station_is_free(self, result: ExperimentResult) -> None:
+        runner = self._in_flight.pop(result.candidate.uid)
+        self.state.busy.pop(runner.name, None)
+        self._free.append(runner)
+        self._free.sort(key=self.runners.index)
+
+    def _record_and_tell(self, result: ExperimentResult) -> None:
+        """Interrupted: record it and queue it again. Finished: ledger it (fsynced), then tell the planner."""
+        if result.interrupted:
+            self._interrupted(result)
+        else:
+            self.record(replace(result, repeated=result.candidate.uid in self.repeat))
+
+    def _react(self, result: ExperimentResult) -> None:
+        """Stop taking work past the failure budget, or when the disk is full."""
+        s = self.state
+        if self._error is None and not result.interrupted:
+            # Sample faults are results (the film did not form), not malfunctions: they do not count.
+            exceeded = self.failure_budget.check(failed=s.failed - s.sample_faults, finished=s.finished, last_reason=result.reason)
+            if exceeded is not None:
+                self._fail_fast(exceeded)
+        if self._error is None and result.interrupted and "disk full" in result.reason:
+            self._fail_fast(DiskFullError(result.reason, hint="free some space, then run labflow resume"))
+
+    def _outcome(self) -> CampaignState:
+        s = self.state
+        if self._error is not None:
+            raise self._error
+        if self.control.state == "stopping" and s.finished < s.budget:
+            s.stop_reason = self.control.reason or "stopped"
+            raise CampaignInterrupted(
+                f"campaign stopped ({s.stop_reason}) after {s.finished} of {s.budget} experiments; "
+                f"{len(self.queue) + s.interrupted} to run on resume",
+                hint="continue it with: labflow resume <campaign>",
+            )
+        return s
+
+    # -- recording ------------------------------------------------------------------------
+    def record(self, result: ExperimentResult, *, retryable: bool | None = None) -> None:
+        """Record a finished experiment (ledger first: once this returns, it survives any crash), then tell the planner."""
+        s = self.state
+        if result.failed and self.failures.note_failure(result.candidate.params, result.reasons or (result.reason,), result.reason):
+            result = replace(result, status=ExperimentStatus.ABANDONED)
+            s.abandoned += 1
+        self.results.append(result)
+        obs = result.observation()
+        row = experiment_row(result, suggestion=self._suggestion_of.get(result.candidate.uid, -1),
+                             t_suggested=self._t_suggested.get(result.candidate.uid, math.nan), objectives=self.planner.objectives)
+        self.account(result.candidate.params, row, obs.status, result.sample_fault, result.outcomes)
+        self.journal.finished(row, obs, reasons=list(result.reasons),
+                              retryable=retryable if retryable is not None else obs.status is Status.FAILED)
+        self.planner.tell(obs)
+        if obs.status is Status.COMPLETED:
+            s.completed += 1
+        else:
+            s.failed += 1
+        if result.repeated:
+            s.repeated += 1
+        s.best = self.planner.best()
+        s.last = result
+        if s.finished % self.snapshot_every == 0:
+            self.snapshot()
+        self._emit("finished")
+
+    def account(self, params: Mapping[str, Any], row: dict[str, Any], status: Status, sample_fault: bool,
+                outcomes: Mapping[str, float]) -> None:
+        """Update the counters that span the campaign (sample faults, cost, hypervolume) and fill ``row``'s."""
+        s = self.state
+        if sample_fault:
+            s.sample_faults += 1
+        key = self.routing.cost_key(params, str(row.get("station", "")))
+        row["cost"] = cost = self.routing.cost(key)
+        if key is not None and math.isfinite(cost):
+            s.cost[key] = s.cost.get(key, 0.0) + cost
+        objectives = self.planner.objectives
+        if status is Status.COMPLETED and all(o.name in outcomes for o in objectives):
+            self._Y.append([o.sign * float(outcomes[o.name]) for o in objectives])
+        if len(objectives) >= 2:
+            s.hypervolume = row["hypervolume"] = objective_hypervolume(np.array(self._Y), objectives, self._reference_point)
+
+    def _reference_point(self) -> Mapping[str, float] | None:
+        try:
+            return self.planner.reference_point()
+        except Exception:  # noqa: BLE001 - a planner without one: no hypervolume (NaN)
+            return None
+
+    def _interrupted(self, result: ExperimentResult) -> None:
+        s = self.state
+        s.interrupted += 1
+        s.started -= 1
+        self.queue.insert(0, result.candidate)  # in-process resume would run it again
+        self.journal.interrupted({"uid": result.candidate.uid, "station": result.station, "attempt": result.attempts,
+                                  "reason": result.reason, "t": self.executor.now(), "run_uids": ",".join(result.run_uids)})
+        self._emit("interrupted")
+
+    def _fail_fast(self, exc: BaseException) -> None:
+        """Stop taking new work and interrupt what runs; the loop raises ``exc`` once drained."""
+        if self._error is None:
+            self._error = exc
+        self.state.stop_reason = getattr(exc, "message", str(exc))
+        self.control.request_stop(type(exc).__name__, defer=False)
+
+    def snapshot(self) -> None:
+        """Record the planner's state and the counters (a resume checks against it)."""
+        s = self.state
+        self.journal.snapshot({"planner": self.planner.state_dict(), "state_hash": self.planner.state_hash(),
+                               "finished": s.finished, "completed": s.completed, "failed": s.failed, "budget": s.budget})
+
+    _snapshot = snapshot  # the name launch used
+
+    def _candidate_on(self, runner: StationRunner) -> Candidate:
+        return self.state.busy[runner.name]
+
+    def _emit(self, event: str) -> None:
+        for listener in self.listeners:
+            listener(event, self.state)

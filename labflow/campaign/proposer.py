@@ -1,0 +1,124 @@
+"""Asking the planner, guarded: the planner cannot wedge the loop.
+
+:meth:`Proposer.ask` calls ``planner.ask(n, pending)`` (with the pool's ``choices`` for a pool
+lab). If the planner raises, or proposes a point outside the space, seeded random candidates
+tagged ``generator="fallback"`` stand in. A candidate the failure memory abandoned is asked for
+again (up to three times), then replaced by a fallback. :meth:`Proposer.decision` gives the
+planner's account of the suggestion (``last_decision``) as plain JSON for the record.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from labflow.campaign.policy import FailureMemory
+from labflow.errors import SpaceError
+from labflow.planners.base import Planner
+from labflow.records import Candidate, new_uid
+
+__all__ = ["Proposer", "plain_json"]
+
+log = logging.getLogger("labflow.campaign")
+
+
+class Proposer:
+    """Asks ``planner`` for candidates, never failing and never proposing an abandoned point.
+
+    ``choices``: for pool labs, a callable giving the points still available (a planner that
+    fails on a pool raises: a random point off the pool would not exist). ``fallbacks`` counts
+    the random candidates that stood in.
+    """
+
+    def __init__(self, planner: Planner, memory: FailureMemory, choices: Callable[[], Any] | None = None) -> None:
+        self.planner = planner
+        self.memory = memory
+        self.choices = choices
+        self.fallbacks = 0
+        self._fallback_reason = ""
+
+    def ask(self, n: int, pending: list[Candidate]) -> list[Candidate]:
+        """Up to ``n`` candidates (fewer when a pool runs out), none among ``pending``'s points if the planner can help it."""
+        choices = self.choices() if self.choices is not None else None
+        if choices is not None:
+            n = min(n, len(choices))
+            if n == 0:
+                return []
+        candidates = self._propose(n, pending, choices)
+        for _ in range(3):  # abandoned candidates (failed twice for the same reason) are never proposed again
+            bad = [c for c in candidates if self.memory.is_abandoned(c.params)]
+            if not bad:
+                break
+            avoid = pending + [Candidate(uid=f"abandoned-{i}", params=p) for i, p in enumerate(self.memory.abandoned_points())]
+            keep = [c for c in candidates if c not in bad]
+            candidates = keep + self._propose(len(bad), avoid + keep, choices)
+        bad = [c for c in candidates if self.memory.is_abandoned(c.params)]
+        if bad:  # the planner insists: run something else rather than stall
+            log.warning("planner %s keeps proposing abandoned candidates; using random fallbacks", self.planner.name)
+            candidates = [c for c in candidates if c not in bad] + self._fallback(len(bad))
+        return candidates
+
+    def decision(self, candidates: Sequence[Candidate]) -> dict[str, Any]:
+        """The planner's account of this suggestion (``last_decision``), as plain JSON."""
+        generators = {c.generator for c in candidates}
+        if "fallback" in generators and self._fallback_reason:
+            decision: dict[str, Any] = {"generator": "fallback", "reason": self._fallback_reason}
+        else:
+            decision = dict(getattr(self.planner, "last_decision", None) or {})
+            decision.setdefault("generator", candidates[0].generator if candidates else "")
+        self._fallback_reason = ""
+        return plain_json(decision)
+
+    def _propose(self, n: int, pending: list[Candidate], choices: Any) -> list[Candidate]:
+        """planner.ask, guarded: an exception or an out-of-space point gives seeded random fallbacks."""
+        try:
+            got = self.planner.ask(n, pending, choices=choices) if choices is not None else self.planner.ask(n, pending)
+        except Exception as exc:  # noqa: BLE001 - the planner must not wedge the loop (P14); logged and recorded
+            if choices is not None:
+                raise
+            log.warning("planner %s failed to propose (%s: %s); using random fallback candidates", self.planner.name, type(exc).__name__, exc)
+            self._fallback_reason = f"the planner raised {type(exc).__name__}: {exc}"
+            return self._fallback(n)
+        out = []
+        for c in got:
+            try:
+                self.planner.space.coerce(c.params)
+                out.append(c)
+            except (SpaceError, KeyError, ValueError, TypeError):
+                log.warning("planner %s proposed a point outside the space (%s); using a fallback", self.planner.name, c)
+                self._fallback_reason = f"the planner proposed a point outside the space: {c}"
+                out.extend(self._fallback(1))
+        return out
+
+    def _fallback(self, n: int) -> list[Candidate]:
+        space = self.planner.space
+        rng = np.random.default_rng([int(self.planner.seed), int(self.planner.state_dict().get("asked", 0)), 7919])
+        X = rng.random((n, space.dim))
+        if space.constraints:
+            X = space.repair(space.snap(X))
+        frame = space.decode(X)
+        self.fallbacks += n
+        return [Candidate(uid=new_uid(), params={k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()},
+                          planner=self.planner.name, generator="fallback") for row in frame.to_dict("records")]
+
+
+def plain_json(obj: Any) -> Any:
+    """``obj`` with numpy scalars made plain, tuples made lists and non-finite floats made None
+    (the ledger takes strict JSON only)."""
+    if isinstance(obj, Mapping):
+        return {str(k): plain_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return plain_json(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return str(obj)

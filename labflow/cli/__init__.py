@@ -1,0 +1,37 @@
+"""The ``labflow`` command line (console script ``labflow = labflow.cli:app``).
+
+One module per group of commands, over one small common module (:mod:`labflow.cli.common`:
+consoles, exit codes, error reporting); no command module imports another (an import-linter
+contract in ``pyproject.toml``)::
+
+    inspect.py   validate, inspect          look at a recipe or a campaign file
+    remote.py    serve, keys, ioc, record   instruments on other machines
+    run.py       run, resume                crash-safe campaigns
+    bench.py     bench                      planners against baselines on datasets
+    report.py    report, export, schema     share a campaign
+"""
+
+from __future__ import annotations
+
+import typer
+
+from labflow.cli import bench, common, inspect, remote, report, run
+from labflow.cli.common import EXIT_INVALID, console, err_console
+
+__all__ = ["EXIT_INVALID", "app", "console", "err_console", "main"]
+
+app = typer.Typer(
+    name="labflow",
+    help="Closed-loop campaigns for self-driving labs: plan with BoTorch, run with bluesky, record in HDF5.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+for _commands in (inspect, remote, run, bench, report):
+    _commands.register(app)
+
+_fail = common.fail  # the name the commands used before the package
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()

@@ -1,0 +1,5 @@
+"""``python -m labflow.cli``: the ``labflow`` command."""
+
+from labflow.cli import main
+
+main()
