@@ -214,7 +214,7 @@ class Campaign:
         now = self.executor.now()
         index = -1
         if getattr(self.journal, "records_suggestions", True):
-            state = {k: v for k, v in self.planner.state_dict().items() if k != "observations"}
+            state = self.planner.state_summary()
             state["last_decision"] = self.proposer.decision(candidates)
             index = self.journal.suggestion(
                 t=now, planner=self.planner.name, generator=candidates[0].generator if candidates else "",

@@ -96,7 +96,7 @@ class Proposer:
 
     def _fallback(self, n: int) -> list[Candidate]:
         space = self.planner.space
-        rng = np.random.default_rng([int(self.planner.seed), int(self.planner.state_dict().get("asked", 0)), 7919])
+        rng = np.random.default_rng([int(self.planner.seed), int(self.planner.state_summary().get("asked", 0)), 7919])
         X = rng.random((n, space.dim))
         if space.constraints:
             X = space.repair(space.snap(X))

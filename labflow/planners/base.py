@@ -288,26 +288,31 @@ class Planner(ABC):
     # -- state --------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """A JSON-serializable snapshot; ``load_state_dict`` on a fresh planner restores it exactly."""
-        return {
+        state: dict[str, Any] = {
             "planner": self.name,
             "seed": self.seed,
             "asked": self._asked,
             "space": self.space.to_dict(),
             "objectives": [o.to_dict() for o in self.objectives],
-            "observations": [
-                {
-                    "uid": o.uid,
-                    "params": dict(o.params),
-                    "outcomes": dict(o.outcomes),
-                    "status": o.status.value,
-                    "reason": o.reason,
-                    "sample_fault": o.sample_fault,
-                }
-                for o in self._observations
-            ],
+            "observations": [] if getattr(self, "_summarizing", False) else [_observation_record(o) for o in self._observations],
             "settings": self.settings(),
             **({"constraints": self.space.constraints_to_dict()} if self.space.constraints else {}),
         }
+        return state
+
+    def state_summary(self) -> dict[str, Any]:
+        """``state_dict()`` without the observations: what a campaign records beside every decision.
+
+        Its cost does not grow with the campaign (the observations are recorded once each, as
+        they arrive), where ``state_dict()`` copies every observation every time.
+        """
+        self._summarizing = True
+        try:
+            state = self.state_dict()
+        finally:
+            self._summarizing = False
+        state.pop("observations", None)
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if state.get("planner") != self.name:
@@ -325,12 +330,24 @@ class Planner(ABC):
             )
             for o in state["observations"]
         ]
+        self.__dict__.pop("_digest", None)
         self._on_new_observations()
 
     def state_hash(self) -> str:
-        """A short hash of the state: equal hashes mean the planner will decide the same."""
-        blob = json.dumps(self.state_dict(), sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        """A short hash of the state: equal hashes mean the planner will decide the same.
+
+        It covers ``state_summary()`` and every observation, in order. The observations are folded
+        into a running digest as they arrive, so that hashing at every decision stays cheap in a
+        campaign of thousands of experiments.
+        """
+        digest, folded, observations = self.__dict__.get("_digest") or (hashlib.sha256(), 0, None)
+        if observations is not self._observations or folded > len(self._observations):  # replaced: start again
+            digest, folded = hashlib.sha256(), 0
+        for o in self._observations[folded:]:
+            digest.update(json.dumps(_observation_record(o), sort_keys=True, default=str).encode() + b"\n")
+        self._digest = (digest, len(self._observations), self._observations)
+        blob = json.dumps(self.state_summary(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob + digest.digest()).hexdigest()[:16]
 
     def settings(self) -> dict[str, Any]:
         """The planner's own settings, stored in provenance beside each decision."""
@@ -338,6 +355,12 @@ class Planner(ABC):
 
     def clone(self) -> Planner:
         return copy.deepcopy(self)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the running digest of state_hash() is a cache that neither copies nor pickles; it is rebuilt on demand
+        state = dict(self.__dict__)
+        state.pop("_digest", None)
+        return state
 
     # -- for subclasses -----------------------------------------------------------
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -412,6 +435,18 @@ class Planner(ABC):
                     )
                 outcomes[obj.name] = float(v)
         return Observation(o.uid, params, outcomes, o.status, o.reason, o.sample_fault)
+
+
+def _observation_record(o: Observation) -> dict[str, Any]:
+    """An observation as ``state_dict()`` stores it (plain JSON types)."""
+    return {
+        "uid": o.uid,
+        "params": dict(o.params),
+        "outcomes": dict(o.outcomes),
+        "status": o.status.value,
+        "reason": o.reason,
+        "sample_fault": o.sample_fault,
+    }
 
 
 def _plain(row: Mapping[str, Any]) -> dict[str, Any]:
