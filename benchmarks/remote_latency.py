@@ -59,7 +59,7 @@ def stats(samples: list[float]) -> dict[str, float]:
 
 
 def bench_latency(endpoint: str, n: int) -> dict[str, dict[str, float]]:
-    from labflow.devices.remote import make_remote_device
+    from labflow.remote.devices import make_remote_device
     from labflow.lab import load_lab_config
     from labflow.remote.client import RemoteClient
 
@@ -103,7 +103,7 @@ def bench_campaign(endpoint: str, budget: int, workdir: Path) -> dict[str, float
     from labflow.lab import SimulatedLabConfig, load_lab_config
     from labflow.planners import make_planner
     from labflow.recipe import load_recipe
-    from labflow.remote.labs import RemoteLabConfig
+    from labflow.remote.lab import RemoteLabConfig
 
     recipe = load_recipe(ROOT / "recipes" / "quickstart.yaml")
     local_cfg = SimulatedLabConfig.model_validate({**load_lab_config(ROOT / "configs" / "sim_materials.yaml").model_dump(), "stations": 1})

@@ -39,7 +39,7 @@ def serve(
 ) -> None:
     """Serve the devices of an instrument PC over ZeroMQ until SIGTERM / Ctrl-C."""
     from labflow.errors import LabflowError, RecipeError
-    from labflow.remote.labs import build_server, load_instrument_pc_config
+    from labflow.remote.lab import build_server, load_instrument_pc_config
 
     try:
         cfg, base = load_instrument_pc_config(config)

@@ -138,7 +138,7 @@ def run_ioc(lab: Any, *, prefix: str = "LF:", interfaces: list[str] | None = Non
 def run_ioc_from_config(path: str | Path, *, ready_file: Path | None = None) -> None:
     """``labflow ioc CONFIG``: read an IOC config, build its simulated lab, serve it."""
     from labflow.lab import load_lab_config
-    from labflow.remote.labs import _resolve
+    from labflow.remote.lab import _resolve
 
     p = Path(path)
     try:

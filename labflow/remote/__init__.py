@@ -5,10 +5,12 @@
 * :mod:`labflow.remote.client` -- :class:`~labflow.remote.client.RemoteClient`, heartbeats, resends;
 * :mod:`labflow.remote.keys` -- CURVE key pairs and allow lists (``labflow keys``);
 * :mod:`labflow.remote.streams` -- bluesky documents over ZeroMQ, and a remote HDF5 writer;
-* :mod:`labflow.remote.labs` -- the ``remote`` lab kind and the instrument-PC config.
+* :mod:`labflow.remote.devices` -- the client-side ophyd devices (proxies of served devices);
+* :mod:`labflow.remote.lab` -- the ``remote`` lab kind and the instrument-PC config.
 
-The client-side ophyd devices are in :mod:`labflow.devices.remote`. Submodules are imported
-on use, so ``import labflow.remote`` stays light.
+The layout every transport shares: ``devices``, ``lab`` and (when it has one) ``server``.
+The old paths :mod:`labflow.devices.remote` and :mod:`labflow.remote.labs` re-export these.
+Submodules are imported on use, so ``import labflow.remote`` stays light.
 """
 
 from labflow.remote.protocol import PROTOCOL_VERSION, RemoteError, RemoteTimeoutError

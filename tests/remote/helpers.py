@@ -95,7 +95,7 @@ def pc_config(tmp_path: Path, *, lab: str | Path = CONFIGS / "sim_materials.yaml
 
 
 def remote_lab(endpoint: str, stations: tuple[str, ...] = ("station1", "station2"), **more: Any):
-    from labflow.remote.labs import RemoteLabConfig
+    from labflow.remote.lab import RemoteLabConfig
 
     return RemoteLabConfig.model_validate(
         {

@@ -23,7 +23,7 @@ def server(tmp_path):
 
 
 def test_the_shipped_remote_configs_load():
-    from labflow.remote.labs import RemoteLabConfig, load_instrument_pc_config
+    from labflow.remote.lab import RemoteLabConfig, load_instrument_pc_config
 
     cfg = load_lab_config(CONFIGS / "lab_remote_materials.yaml")
     assert isinstance(cfg, RemoteLabConfig) and [s.name for s in cfg.stations] == ["station1", "station2"]

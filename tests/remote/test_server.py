@@ -96,7 +96,7 @@ def test_calls_are_bounded_and_name_the_endpoint():
 
 
 def test_a_remote_set_that_outlives_its_timeout_fails_naming_device_and_endpoint(tmp_path):
-    from labflow.devices.remote import RemoteOperationTimeoutError, make_remote_device
+    from labflow.remote.devices import RemoteOperationTimeoutError, make_remote_device
 
     lab = load_lab_config(CONFIGS / "sim_materials.yaml").build(seed=0, time_scale=1.0)  # a set takes 5 s
     devices = {d.name: d for s in lab.stations for d in (s.synthesis, s.instrument)}
