@@ -78,7 +78,7 @@ def ioc(
     ready_file: Optional[Path] = typer.Option(None, "--ready-file", help="write the PV prefix here once serving"),
 ) -> None:
     """Serve a simulated lab's stations as an EPICS Channel Access IOC (caproto, loopback by default)."""
-    from labflow.epics.ioc import run_ioc_from_config
+    from labflow.epics.server import run_ioc_from_config
 
     run_ioc_from_config(config, ready_file=ready_file)
 

@@ -1,7 +1,7 @@
 """labflow device roles over EPICS: ophyd ``EpicsSignal`` components on an IOC's PVs.
 
 The same roles as :mod:`labflow.devices.base`, built for PVs laid out as
-:mod:`labflow.epics.ioc` serves them (``{prefix}{parameter}``, ``..._RBV``, ``synthesize``,
+:mod:`labflow.epics.server` serves them (``{prefix}{parameter}``, ``..._RBV``, ``synthesize``,
 ``measure``, ``{output}``, ``error``). Units and limits come from Channel Access metadata
 (``describe()``), so the conversion at the device boundary (:func:`to_device_values`) works
 unchanged. Every operation has a Status with a timeout naming the device and the PV.
