@@ -160,7 +160,7 @@ def run_one(
     from labflow.lab import DurationsConfig
     from labflow.planners import make_planner
     from labflow.sim.clock import VirtualTimeExecutor
-    from labflow.sim.dataset_lab import DatasetLabConfig
+    from labflow.sim.lab import DatasetLabConfig
 
     t0 = time.perf_counter()
     config = DatasetLabConfig(

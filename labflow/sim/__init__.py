@@ -1,7 +1,10 @@
 """The simulated lab: landscapes (the physics) and simulated devices (noise, durations, faults).
 
 Simulation is a backend, not a special case: simulated stations and instruments are
-ordinary ophyd devices of the roles in :mod:`labflow.devices`.
+ordinary ophyd devices of the roles in :mod:`labflow.devices`. The layout every transport
+shares: :mod:`labflow.sim.devices` (the devices) and :mod:`labflow.sim.lab` (the ``dataset`` lab
+kind; the ``simulated`` kind is :class:`labflow.lab.SimulatedLabConfig`). The simulated
+instruments run in the campaign's process, so the sim transport has no ``server``.
 """
 
 from labflow.sim.base import Input, Landscape, Output
