@@ -369,7 +369,9 @@ def report(results: Sequence[RunResult], spec: BenchSpec, out: Path, command: st
         "lab_time_notes": lab_notes,
         "lab_time_same_instruments": same_p,
         "plots": plots,
-        "runs": [asdict(r) for r in results],
+        # the runs themselves (traces, times, latencies) are in the journal beside this file, runs.jsonl;
+        # these keys say which of its lines the tables were made from
+        "runs": [{"dataset": r.dataset, "planner": r.planner, "seed": r.seed, "instruments": r.instruments} for r in results],
     }
     (out / "bench.json").write_text(json.dumps(payload, indent=1, default=_json_default) + "\n")
     md = ["# labflow bench", "",
