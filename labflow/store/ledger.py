@@ -95,9 +95,29 @@ def _hook(d: dict) -> Any:
     return d
 
 
+def _plain_default(o: Any) -> Any:
+    if isinstance(o, (np.integer, np.bool_)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    raise TypeError  # anything else: the strict path decides
+
+
 def encode(record: Any) -> bytes:
-    """Strict JSON bytes for ``record`` (non-finite floats tagged, never NaN literals)."""
-    return json.dumps(_strict(record), sort_keys=True, allow_nan=False, separators=(",", ":")).encode()
+    """Strict JSON bytes for ``record`` (non-finite floats tagged, never NaN literals).
+
+    Most records (every bluesky document) hold only plain values: they are dumped as they are,
+    and only a record the plain dump refuses (a NaN, an odd key or value) is walked by
+    :func:`_strict`. Both give the same bytes, except for ``True``/``False``/``None`` used as
+    dictionary keys (``"true"`` on the fast path, ``"True"`` on the strict one); readers take
+    either."""
+    try:
+        text = json.dumps(record, sort_keys=True, allow_nan=False, separators=(",", ":"), default=_plain_default)
+    except (ValueError, TypeError):
+        text = json.dumps(_strict(record), sort_keys=True, allow_nan=False, separators=(",", ":"))
+    return text.encode()
 
 
 def decode(payload: bytes) -> Any:
