@@ -41,6 +41,7 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="labflow-bench-pre
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # a loaded machine starts it slowly
 
 
 def bare_runengine(recipe, n: int, *, threads: bool = True) -> tuple[float, float]:
