@@ -126,6 +126,8 @@ class CampaignHistory:
     finished: list[dict] = field(default_factory=list)  # in completion order
     interrupted: list[dict] = field(default_factory=list)
     documents: list[dict] = field(default_factory=list)
+    human: list[dict] = field(default_factory=list)  # people's acts, applied or refused (labflow.store.inbox)
+    waiting: list[dict] = field(default_factory=list)  # suggestions held for approval ('waiting' records)
     end: dict | None = None
     records: int = 0
 
@@ -234,6 +236,10 @@ class CampaignDir:
                 h.interrupted.append(r)
             elif k == "doc":
                 h.documents.append(r)
+            elif k == "human":
+                h.human.append(r)
+            elif k == "waiting":
+                h.waiting.append(r)
             elif k == "end":
                 h.end = r
             elif k == "resumed":
