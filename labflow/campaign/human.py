@@ -197,7 +197,8 @@ class PeopleInTheLoop:
         for c in list(campaign.queue):  # a crash between a suggestion and its 'waiting' record: classify it now
             if c.uid in self.waiting or c.uid in self.approved_by or c.uid in started or c.uid in self.operator:
                 continue
-            self._classify(c, ordinal.get(c.uid, 0))
+            if not self._drop_if_rejected(c):
+                self._classify(c, ordinal.get(c.uid, 0))
 
     @property
     def active(self) -> bool:
@@ -206,10 +207,23 @@ class PeopleInTheLoop:
 
     # -- what the loop asks ------------------------------------------------------------------------
     def submitted(self, candidates: Sequence[Candidate]) -> None:
-        """The planner just proposed ``candidates`` (ledgered): hold those the approval rule says must wait."""
+        """The planner just proposed ``candidates`` (ledgered, queued): drop any at a point a person
+        rejected (it never runs, never waits again), hold those the approval rule says must wait."""
         for c in candidates:
-            self._classify(c, self.planner_candidates)
+            ordinal = self.planner_candidates
             self.planner_candidates += 1
+            if not self._drop_if_rejected(c):
+                self._classify(c, ordinal)
+
+    def _drop_if_rejected(self, c: Candidate) -> bool:
+        """Remove ``c`` from the queue when its point was rejected; True when dropped."""
+        key = point_key(c.params)
+        if not any(point_key(r.params) == key for r in self.rejected.values()):
+            return False
+        campaign = self._campaign()
+        campaign.queue[:] = [q for q in campaign.queue if q.uid != c.uid]
+        log.warning("the planner proposed %s again, a point a person rejected; it is dropped", c.params)
+        return True
 
     def runnable(self, queue: Sequence[Candidate]) -> list[Candidate]:
         """The queued candidates that may run now (none that waits for approval)."""

@@ -212,15 +212,20 @@ class Campaign:
         if people is not None:
             people.poll()
         runnable = self.queue if people is None else people.runnable(self.queue)
-        if not runnable and (people is None or people.may_ask(len(self._free))):
+        for _ in range(3):  # with people: a point a person rejected, proposed again, is dropped; ask again
             n = min(self.batch, self.state.budget - self.state.started - len(self.queue))
-            if n > 0:
-                pending = [self._candidate_on(r) for r in self._in_flight.values()] + self.queue
-                asked = self._ask(n, pending + (people.excluded() if people is not None else []))
-                self.queue.extend(asked)
-                if people is not None:
-                    people.submitted(asked)
-                runnable = self.queue if people is None else people.runnable(self.queue)
+            if runnable or n <= 0 or not (people is None or people.may_ask(len(self._free))):
+                break
+            pending = [self._candidate_on(r) for r in self._in_flight.values()] + self.queue
+            asked = self._ask(n, pending + (people.excluded() if people is not None else []))
+            self.queue.extend(asked)
+            if people is None:
+                runnable = self.queue
+                break
+            people.submitted(asked)
+            runnable = people.runnable(self.queue)
+            if not asked or any(c in self.queue for c in asked):
+                break
         pick = self.routing.match(runnable, [r.name for r in self._free])
         if pick is None:  # nothing runnable, or every runnable candidate waits for a station of its kind
             return None

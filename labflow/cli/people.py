@@ -80,8 +80,19 @@ def _resolve(cdir: Any, prefix: str, candidates: list[str], what: str) -> str:
 
 def _post(cdir: Any, act: dict[str, Any], wait: float) -> None:
     """Post ``act``; wait for the campaign to ledger it and report the outcome."""
-    from labflow.store.inbox import people_view, post_act
+    from labflow.errors import LabflowError
+    from labflow.store.inbox import annotate_finished, people_view, post_act
 
+    if people_view(cdir.path)["ended"] and not _running(cdir):
+        if act["act"] != "annotate":
+            fail_message(f"campaign {cdir.path.name} has ended: nothing more runs in it", "start a new campaign (labflow run) for more experiments", 1)
+        try:
+            done = annotate_finished(cdir.path, act)
+        except LabflowError as exc:
+            fail_message(exc.message, exc.hint, 1)
+        console.print(f"annotate {act['target'][:8]}: recorded in the ended campaign's ledger and {cdir.provenance_path.name} "
+                      f"(as {done['who']}, {done['when']})", highlight=False)
+        return
     post_act(cdir.path, act)
     if not _running(cdir):
         console.print(f"posted {act['act']} {act['target'][:8]} as {act['who']}; the campaign is not running: it takes effect on "

@@ -118,7 +118,37 @@ def people_view(cdir_path: str | Path) -> dict[str, Any]:
         history = cdir.history()
     decided = {a["target"] for a in history.human if a.get("outcome") == "applied"
                and (a["act"] in ("approve", "reject", "edit") or (a["act"] == "expire" and (a.get("after") or {}).get("on_timeout") == "skip"))}
-    waiting = [w for w in history.waiting if w["uid"] not in decided and w["uid"] not in history.started]
+    ended = history.end is not None and history.end.get("complete", False)
+    waiting = [] if ended else [w for w in history.waiting if w["uid"] not in decided and w["uid"] not in history.started]
     ledgered = {a["id"] for a in history.human}
     posted = [a for a in read_inbox(cdir.path) if a["id"] not in ledgered]
-    return {"waiting": waiting, "acts": list(history.human), "posted": posted, "history": history}
+    return {"waiting": waiting, "acts": list(history.human), "posted": posted, "history": history, "ended": ended}
+
+
+def annotate_finished(cdir_path: str | Path, act: Mapping[str, Any]) -> dict[str, Any]:
+    """Record an annotation on a campaign that has ended (no process will read its inbox again):
+    under the campaign's lock, the act is ledgered and appended to the HDF5 file's ``/human_acts``.
+    The experiment must have finished; nothing else changes (the planner is gone; a report and an
+    export show the annotation). Returns the record as ledgered."""
+    from labflow.errors import LabflowError
+    from labflow.store.campaign_dir import CampaignDir
+    from labflow.store.provenance import append_human_acts
+
+    cdir = CampaignDir(cdir_path)
+    with cdir.lock():
+        history = cdir.history(repair=True)
+        if history.end is None or not history.end.get("complete", False):
+            raise LabflowError(f"campaign {cdir.path} has not ended", hint="post the act to its inbox; the campaign applies it")
+        record = {k: v for k, v in act.items() if k != "k"}
+        if act.get("act") != "annotate" or act.get("target") not in history.finished_uids:
+            raise LabflowError(f"{act.get('act')} {act.get('target')}: only a finished experiment of an ended campaign can be annotated")
+        row = next(r for r in history.finished if r["uid"] == act["target"])
+        record.update(before={"status": row["obs"]["status"], "outcomes": row["obs"].get("outcomes", {})}, outcome="applied", refusal="",
+                      requested=dict(act.get("after") or {}))
+        ledger = Ledger(cdir.ledger_path, quarantine=cdir.quarantine)
+        try:
+            ledger.append({**record, "k": "human"})
+        finally:
+            ledger.close()
+        append_human_acts(cdir.provenance_path, [record])
+    return record

@@ -329,7 +329,7 @@ class ProvenanceWriter:
                 group.attrs["NX_class"] = "NXcollection"
                 group.attrs["description"] = "people's acts on the campaign, in the order the campaign ledgered them"
                 self._human = _Table(group, {name: (STR, None) for name in HUMAN_COLUMNS})
-            self._human.append({k: (_json(act.get(k, {})) if k in ("before", "after") else act.get(k, "")) for k in HUMAN_COLUMNS})
+            self._human.append(_human_row(act))
             self._f.flush()
 
     @_guard_disk
@@ -687,6 +687,20 @@ def read_campaign(path: str | Path) -> CampaignRecord:
             suggestions=pd.DataFrame(_equal_length(sug)),
             units=units,
         )
+
+
+def append_human_acts(path: str | Path, acts: Sequence[Mapping[str, Any]]) -> None:
+    """Append people's acts to ``/human_acts`` of a closed provenance file (an ended campaign's)."""
+    with h5py.File(path, "r+", locking=False) as f:
+        group = f.require_group("human_acts")
+        group.attrs["NX_class"] = "NXcollection"
+        table = _Table(group, {name: (STR, None) for name in HUMAN_COLUMNS})
+        for act in acts:
+            table.append(_human_row(act))
+
+
+def _human_row(act: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (_json(act.get(k, {})) if k in ("before", "after") else act.get(k, "")) for k in HUMAN_COLUMNS}
 
 
 # -- several objectives, fidelities ----------------------------------------------------------
