@@ -179,6 +179,10 @@ class CampaignDir:
     def exists(self) -> bool:
         return self.ledger_path.is_file()
 
+    def is_held(self) -> bool:
+        """True while a process holds the campaign (it is running), without reading the ledger."""
+        return _is_locked(self.lock_path)
+
     def lock(self, *, break_lock: bool = False) -> CampaignLock:
         return CampaignLock(self.lock_path, break_lock=break_lock)
 
