@@ -115,6 +115,10 @@ def test_an_outlier_annotation_takes_the_point_out_of_the_model_and_keeps_it_in_
             from labflow.campaign.state import CampaignState
 
             self.planner, self.failures, self.state, self.journal = planner, FailureMemory(), CampaignState(budget=3), None
+            self.events: list[str] = []
+
+        def _emit(self, event):
+            self.events.append(event)
 
     people.attach(_Campaign(), history)
     assert first["uid"] not in {o.uid for o in planner.completed()}
@@ -178,3 +182,27 @@ def test_a_timed_out_suggestion_is_skipped_and_recorded(tmp_path):
     acts = read_campaign(outcome.path).human
     assert list(acts["act"]) == ["expire"] and acts.iloc[0]["who"] == "labflow" and acts.iloc[0]["target"] == first["uid"]
     assert first["uid"] not in set(read_campaign(outcome.path).experiments["uid"])
+
+
+def test_approval_on_the_prefect_executor(tmp_path, prefect_server):
+    campaign = RunningCampaign(write_recipe(tmp_path, budget=2, executor="prefect"), tmp_path / "out")
+    seen: set[str] = set()
+    first = campaign.next_waiting(seen)
+    time.sleep(0.5)
+    assert campaign.records("started") == []  # the flow run waits: no experiment task was submitted
+    campaign.act(new_act("approve", target=first["uid"], who="alice"))
+    second = campaign.next_waiting(seen)
+    campaign.act(new_act("reject", target=second["uid"], who="alice", comment="too hot for this furnace"))
+    third = campaign.next_waiting(seen)
+    campaign.act(new_act("edit", target=third["uid"], who="alice", after={"x2": "7.5"}))
+    outcome = campaign.join()
+    exp = read_campaign(outcome.path).experiments
+    assert list(exp["uid"]) == [first["uid"], third["uid"]] and list(exp["x2"])[1] == 7.5
+    # The Prefect UI showed the waiting suggestions as a markdown artifact of the flow run.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["people-approvals"])))
+    texts = [a.data for a in artifacts]
+    assert any(f"`{third['uid'][:8]}`" in t and "labflow approve" in t for t in texts), texts

@@ -199,6 +199,7 @@ class PeopleInTheLoop:
                 continue
             if not self._drop_if_rejected(c):
                 self._classify(c, ordinal.get(c.uid, 0))
+        self._publish()
 
     @property
     def active(self) -> bool:
@@ -214,6 +215,7 @@ class PeopleInTheLoop:
             self.planner_candidates += 1
             if not self._drop_if_rejected(c):
                 self._classify(c, ordinal)
+        self._publish()
 
     def _drop_if_rejected(self, c: Candidate) -> bool:
         """Remove ``c`` from the queue when its point was rejected; True when dropped."""
@@ -272,6 +274,15 @@ class PeopleInTheLoop:
             changed |= self.handle(act)
         return changed
 
+    def _publish(self) -> None:
+        """Show the campaign's listeners what waits (``state.waiting``; a "waiting" event when it changed)."""
+        campaign = self._campaign()
+        queued = {c.uid: c for c in campaign.queue}
+        now = {uid: queued[uid] for uid in self.waiting if uid in queued}
+        if now.keys() != campaign.state.waiting.keys():
+            campaign.state.waiting = now
+            campaign._emit("waiting")  # noqa: SLF001 - the loop's listeners
+
     def handle(self, act: Mapping[str, Any]) -> bool:
         """Check one act, ledger it (applied or refused, with the reason), then act on it. True when applied."""
         record = {k: v for k, v in act.items() if k != "k"}
@@ -286,6 +297,7 @@ class PeopleInTheLoop:
         self.applied.add(record["id"])
         if record["outcome"] == "applied":
             self._apply(record, replay=False)
+            self._publish()
             return True
         return False
 
