@@ -70,10 +70,14 @@ def main() -> None:
     parser.add_argument("--campaigns", type=int, default=10)
     parser.add_argument("--n", type=int, default=200, help="experiments per campaign")
     parser.add_argument("--repeat", type=int, default=5, help="warm measurements")
+    parser.add_argument("--folder", type=Path, default=None, help="measure the campaigns already in this folder (made by an earlier run)")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="labflow-dashboard-bench-"))
-    made = make_campaigns(work, args.campaigns, args.n)
-    runs = work / "runs"
+    if args.folder is not None:
+        made, runs = float("nan"), args.folder
+    else:
+        work = Path(tempfile.mkdtemp(prefix="labflow-dashboard-bench-"))
+        made = make_campaigns(work, args.campaigns, args.n)
+        runs = work / "runs"
     ledger_mb = sum(p.stat().st_size for p in runs.glob("*.labflow/ledger.lfl")) / 1e6
 
     import uvicorn
@@ -115,13 +119,17 @@ def main() -> None:
             page.goto(url + "/login")
             page.fill("#user", "bench")
             page.click("#login")
-            page.wait_for_load_state("load")
-            for label in ("browser: page with figures drawn for the first time", "browser: page again (figures cached)"):
+            page.wait_for_load_state("domcontentloaded")
+            all_drawn = "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
+            for label in ("browser: first visit (figures drawn for the first time)", "browser: next visit (figures cached)"):
                 t = time.perf_counter()
-                page.goto(url + "/", wait_until="load")
-                drawn = page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
-                rows.append({"what": label, "seconds": time.perf_counter() - t, "bytes": len(page.content()),
-                             "figures": f"{page.locator('img.figure').count()} ({'all drawn' if drawn else 'NOT all drawn'})"})
+                page.goto(url + "/", wait_until="domcontentloaded")
+                shown = time.perf_counter() - t
+                page.evaluate("Array.from(document.images).forEach(i => i.loading = 'eager')")  # lazy images below the fold too
+                page.wait_for_function(all_drawn, timeout=600_000)
+                rows.append({"what": label + ": campaigns shown", "seconds": shown, "bytes": len(page.content())})
+                rows.append({"what": label + ": every figure drawn", "seconds": time.perf_counter() - t,
+                             "figures": page.locator("img.figure").count()})
             browser.close()
     else:
         rows.append({"what": "browser: skipped (no /usr/bin/chromium)", "seconds": float("nan"), "bytes": 0})

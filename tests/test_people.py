@@ -96,6 +96,11 @@ def test_an_outlier_annotation_takes_the_point_out_of_the_model_and_keeps_it_in_
     assert len(campaign.records("waiting")) == 2
     rec = read_campaign(outcome.path)
     assert first["uid"] in set(rec.experiments["uid"])  # nothing deleted
+    from labflow.report import build_report
+
+    html = build_report(outcome.path, tmp_path / "report", baselines=False, model=False, dpi=40).html.read_text()
+    assert "people&#x27;s acts (3)" in html or "people's acts (3)" in html
+    assert "cracked film" in html and "erin" in html
     # Resume replays the annotation: the planner rebuilt from the ledger does not learn from the outlier.
     from labflow.launch import build_planner, recipe_from_header, restore_planner
     from labflow.campaign.human import ApprovalRules, PeopleInTheLoop

@@ -56,26 +56,59 @@ def check_bind(host: str, token: str | None) -> None:
 
 
 class _Figures:
-    """The best-so-far figure of each campaign, redrawn only when its number of finished experiments changes."""
+    """The best-so-far figure of each campaign (:func:`labflow.report.figures.figure_best_so_far`),
+    drawn by one background thread whenever a campaign's number of finished experiments changes.
+    A request gets the latest drawing at once (possibly one result behind) and waits only for a
+    campaign's very first one, so figures never hold the page up."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[int, bytes]] = {}
-        self._lock = threading.Lock()
+        import concurrent.futures as cf
 
-    def png(self, s: CampaignSummary) -> bytes | None:
-        with self._lock:
-            hit = self._cache.get(s.key)
-        if hit is not None and hit[0] == s.finished:
-            return hit[1]
-        if s.finished == 0 or not s.provenance.is_file():
-            return None
+        self._cache: dict[str, tuple[int, bytes]] = {}
+        self._pending: dict[str, tuple[int, Any]] = {}
+        self._lock = threading.Lock()
+        self._pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="labflow-dashboard-figures")
+        self._pool.submit(_import_report)  # matplotlib and the report take seconds to import: not in a request
+
+    def refresh(self, campaigns: list[CampaignSummary]) -> None:
+        """Queue a new drawing for every campaign whose figure is behind its results."""
+        for s in campaigns:
+            if s.finished == 0 or not s.provenance.is_file():
+                continue
+            with self._lock:
+                have = self._cache.get(s.key, (-1, b""))[0]
+                queued = self._pending.get(s.key, (-1, None))[0]
+                if have == s.finished or queued == s.finished:
+                    continue
+                self._pending[s.key] = (s.finished, self._pool.submit(self._draw, s.key, s.finished, s.provenance))
+
+    def _draw(self, key: str, finished: int, path: Path) -> bytes:
         from labflow.report.data import CampaignView
         from labflow.report.figures import figure_best_so_far, png
 
-        data = png(figure_best_so_far(CampaignView.open(s.provenance)), dpi=60)
+        data = png(figure_best_so_far(CampaignView.open(path)), dpi=60)
         with self._lock:
-            self._cache[s.key] = (s.finished, data)
+            if self._cache.get(key, (-1, b""))[0] <= finished:
+                self._cache[key] = (finished, data)
         return data
+
+    def png(self, key: str, timeout: float = 60.0) -> bytes | None:
+        """The latest drawing of ``key``; waits for the first one when there is none yet."""
+        with self._lock:
+            hit = self._cache.get(key)
+            pending = self._pending.get(key)
+        if hit is not None:
+            return hit[1]
+        if pending is None:
+            return None
+        return pending[1].result(timeout=timeout)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _import_report() -> None:
+    import labflow.report.figures  # noqa: F401 - warms the import for the first drawing
 
 
 def create_app(root: str | Path, *, token: str | None = None, act_wait: float = 5.0) -> FastAPI:
@@ -92,7 +125,9 @@ def create_app(root: str | Path, *, token: str | None = None, act_wait: float = 
 
     def scan() -> list[CampaignSummary]:
         with scan_lock:  # followers hold offsets: one fold at a time
-            return campaigns.scan()
+            found = campaigns.scan()
+        figures.refresh(found)
+        return found
 
     def session(request: Request) -> dict[str, str] | None:
         return sessions.get(request.cookies.get(COOKIE, ""))
@@ -146,8 +181,7 @@ def create_app(root: str | Path, *, token: str | None = None, act_wait: float = 
     def figure(key: str, request: Request) -> Response:
         if session(request) is None:
             return refused(request)
-        s = next((c for c in scan() if c.key == key), None)
-        data = figures.png(s) if s is not None else None
+        data = figures.png(key)
         if data is None:
             return Response(status_code=404)
         return Response(data, media_type="image/png", headers={"Cache-Control": "no-cache"})
@@ -162,6 +196,7 @@ def create_app(root: str | Path, *, token: str | None = None, act_wait: float = 
             return JSONResponse({"error": "stale page: reload it"}, status_code=403)
         return _post_act(scan(), campaigns, campaign, act, target, comment, edits, s["user"], act_wait)
 
+    app.router.on_shutdown.append(figures.close)
     return app
 
 
