@@ -115,3 +115,21 @@ def test_it_serves_loopback_only_unless_a_token_is_set(tmp_path):
 
     result = CliRunner().invoke(app, ["dashboard", str(tmp_path), "--host", "192.168.1.20"], env={"LABFLOW_DASHBOARD_TOKEN": ""})
     assert result.exit_code == 2 and "hint:" in result.output and "refusing" in result.output
+
+
+def test_a_live_ledger_is_followed_record_by_record_without_its_documents(tmp_path):
+    from labflow.store.ledger import Ledger, read_new_records
+
+    path = tmp_path / "ledger.lfl"
+    ledger = Ledger(path)
+    ledger.append({"k": "campaign", "campaign": "c"})
+    ledger.append({"k": "doc", "name": "start", "doc": {"uid": "r1"}})
+    records, offset = read_new_records(path, 0, skip_documents=True)
+    assert [r["k"] for r in records] == ["campaign"]
+    ledger.append({"k": "started", "uid": "e1"})
+    with open(path, "ab") as f:  # a record still being written: left for the next call
+        f.write(b"\xa5\x4c\x10\x00")
+    records, offset2 = read_new_records(path, offset)
+    assert [r["k"] for r in records] == ["started"] and offset2 < path.stat().st_size
+    assert read_new_records(path, offset2) == ([], offset2)
+    ledger.close()

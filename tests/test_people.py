@@ -211,3 +211,39 @@ def test_approval_on_the_prefect_executor(tmp_path, prefect_server):
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["people-approvals"])))
     texts = [a.data for a in artifacts]
     assert any(f"`{third['uid'][:8]}`" in t and "labflow approve" in t for t in texts), texts
+
+
+def test_operator_points_from_a_csv_run_first_and_are_marked_and_mistakes_are_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from labflow.cli import app
+
+    runner = CliRunner()
+    campaign = RunningCampaign(write_recipe(tmp_path, budget=2), tmp_path / "out")
+    waiting = campaign.next_waiting(set())  # the planner's first suggestion waits; the operator's points need no approval
+    where = str(campaign.cdir.path)
+    listed = runner.invoke(app, ["pending", where], terminal_width=200)
+    assert listed.exit_code == 0 and waiting["uid"][:8] in listed.output and "waiting for approval (1)" in listed.output
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x1,x2\n1.0,3.0\n11,2\n")
+    result = runner.invoke(app, ["add", where, "--csv", str(bad)])
+    assert result.exit_code == 2 and "row 3" in result.output and "outside the recipe's bounds [-5, 10]" in result.output
+    assert "hint:" in result.output
+    result = runner.invoke(app, ["add", where, "--param", "x1=1", "--param", "pressure=2bar"])
+    assert result.exit_code == 2 and "unknown parameter(s) ['pressure']" in result.output
+    result = runner.invoke(app, ["approve", where, "ffffffff"])
+    assert result.exit_code == 2 and "no suggestion waiting for approval with id 'ffffffff'" in result.output
+
+    good = tmp_path / "points.csv"
+    good.write_text("x1,x2\n1.0,3.0\n-2.5,12\n")
+    result = runner.invoke(app, ["add", where, "--csv", str(good), "--as", "olga", "--why", "known good region"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("applied") == 2
+    outcome = campaign.join()
+    rec = read_campaign(outcome.path)
+    assert list(rec.experiments["generator"]) == ["operator", "operator"]
+    assert [list(p) for p in rec.experiments[["x1", "x2"]].to_numpy()] == [[1.0, 3.0], [-2.5, 12.0]]
+    assert list(rec.human["who"]) == ["olga", "olga"] and set(rec.human["comment"]) == {"known good region"}
+    shown = runner.invoke(app, ["inspect", str(outcome.path)], terminal_width=200)
+    assert shown.exit_code == 0 and "people's acts (2)" in shown.output and "olga" in shown.output

@@ -104,7 +104,7 @@ class CampaignFollower:
 
     def summary(self) -> CampaignSummary | None:
         """The campaign now (None while its ledger has no header yet)."""
-        records, self.offset = read_new_records(self.cdir.ledger_path, self.offset)
+        records, self.offset = read_new_records(self.cdir.ledger_path, self.offset, skip_documents=True)
         for r in records:
             self._fold(r)
         h = self.header

@@ -184,10 +184,12 @@ def read_records(path: str | Path, *, repair: bool = False, quarantine: Path | N
     return out
 
 
-def read_new_records(path: str | Path, offset: int = 0) -> tuple[list[dict], int]:
+def read_new_records(path: str | Path, offset: int = 0, *, skip_documents: bool = False) -> tuple[list[dict], int]:
     """The whole records appended to a ledger since byte ``offset`` (0: from the start), and the
     offset to continue from. For readers that follow a live ledger (the dashboard): a record still
-    being written, or a torn tail, is left for the next call; nothing is repaired or warned about."""
+    being written, or a torn tail, is left for the next call; nothing is repaired or warned about.
+    ``skip_documents``: leave out the bluesky documents (``doc`` records, most of a ledger's bytes)
+    without decoding them -- payloads have sorted keys, so theirs start with ``{"doc":``."""
     with open(path, "rb") as f:
         if offset == 0:
             magic = f.read(len(FILE_MAGIC))
@@ -205,7 +207,9 @@ def read_new_records(path: str | Path, offset: int = 0) -> tuple[list[dict], int
         end = pos + _HEAD.size + length
         if magic != REC_MAGIC or length > MAX_RECORD or end > len(data) or zlib.crc32(data[pos + _HEAD.size : end]) != crc:
             break
-        out.append(decode(data[pos + _HEAD.size : end]))
+        payload = data[pos + _HEAD.size : end]
+        if not (skip_documents and payload.startswith(b'{"doc":')):
+            out.append(decode(payload))
         pos = end
     return out, offset + pos
 
