@@ -219,6 +219,8 @@ class PeopleInTheLoop:
 
     def _drop_if_rejected(self, c: Candidate) -> bool:
         """Remove ``c`` from the queue when its point was rejected; True when dropped."""
+        if not self.rejected:
+            return False
         key = point_key(c.params)
         if not any(point_key(r.params) == key for r in self.rejected.values()):
             return False
