@@ -133,3 +133,19 @@ def test_a_live_ledger_is_followed_record_by_record_without_its_documents(tmp_pa
     assert [r["k"] for r in records] == ["started"] and offset2 < path.stat().st_size
     assert read_new_records(path, offset2) == ([], offset2)
     ledger.close()
+
+
+def test_a_damaged_campaign_is_named_on_the_page_and_hides_nothing_else(tmp_path):
+    from typer.testing import CliRunner
+
+    from labflow.cli import app
+
+    damaged = tmp_path / "broken-20260101-000000.labflow"
+    damaged.mkdir()
+    (damaged / "ledger.lfl").write_bytes(b"not a ledger at all")
+    client = TestClient(create_app(tmp_path))
+    client.post("/login", data={"user": "alice"})
+    page = client.get("/")
+    assert page.status_code == 200 and "broken-20260101-000000.labflow cannot be shown" in page.text and "bad file magic" in page.text
+    result = CliRunner().invoke(app, ["pending", str(damaged)])
+    assert result.exit_code == 1 and "not a labflow ledger" in result.output and "Traceback" not in result.output

@@ -13,7 +13,9 @@ Exit codes: 0 applied (or posted for a campaign that is not running); 1 refused 
 from __future__ import annotations
 
 import csv
+import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
@@ -222,6 +224,22 @@ def annotate(
     _post(cdir, new_act("annotate", target=full, who=who, after={"flag": "outlier" if outlier else "invalid"}, comment=why), wait)
 
 
+def _reported(command: Callable[..., None]) -> Callable[..., None]:
+    """Run ``command``; a labflow error (a damaged ledger, a campaign still starting) is printed
+    with its hint and exit 1, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        from labflow.errors import LabflowError
+
+        try:
+            command(*args, **kwargs)
+        except LabflowError as exc:
+            fail_message(exc.message, exc.hint, 1)
+
+    return wrapper
+
+
 def _fmt(v: Any) -> str:
     return f"{v:.6g}" if isinstance(v, float) else str(v)
 
@@ -233,4 +251,4 @@ def _when(epoch: float) -> str:
 def register(app: typer.Typer) -> None:
     """Add ``pending``, ``approve``, ``reject``, ``add`` and ``annotate``."""
     for command in (pending, approve, reject, add, annotate):
-        app.command()(command)
+        app.command()(_reported(command))

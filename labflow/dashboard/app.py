@@ -169,13 +169,15 @@ def create_app(root: str | Path, *, token: str | None = None, act_wait: float = 
         s = session(request)
         if s is None:
             return refused(request) if token else RedirectResponse("/login", status_code=303)
-        return render("page.html", user=s["user"], csrf=s["csrf"], campaigns=scan())
+        found = scan()
+        return render("page.html", user=s["user"], csrf=s["csrf"], campaigns=found, problems=campaigns.problems)
 
     @app.get("/fragment", response_class=HTMLResponse)
     def fragment(request: Request) -> Response:
         if session(request) is None:
             return refused(request)
-        return render("campaigns.html", campaigns=scan())
+        found = scan()
+        return render("campaigns.html", campaigns=found, problems=campaigns.problems)
 
     @app.get("/figure/{key}.png")
     def figure(key: str, request: Request) -> Response:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labflow.errors import LabflowError
 from labflow.store.campaign_dir import LEDGER, SUFFIX, CampaignDir
 from labflow.store.inbox import read_inbox
 from labflow.store.ledger import read_new_records
@@ -158,6 +159,7 @@ class Campaigns:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self._followers: dict[Path, CampaignFollower] = {}
+        self.problems: dict[str, str] = {}  # campaign directory -> why it cannot be shown (a damaged ledger)
 
     def scan(self) -> list[CampaignSummary]:
         """The campaigns now, newest first."""
@@ -169,7 +171,12 @@ class Campaigns:
             follower = self._followers.get(d)
             if follower is None:
                 follower = self._followers[d] = CampaignFollower(d)
-            s = follower.summary()
+            try:
+                s = follower.summary()
+            except LabflowError as exc:  # one damaged campaign must not hide the others
+                self.problems[d.name] = exc.message
+                continue
+            self.problems.pop(d.name, None)
             if s is not None:
                 out.append(s)
         return sorted(out, key=lambda s: s.key, reverse=True)
