@@ -14,7 +14,7 @@ from labflow.errors import RecipeError
 from labflow.recipe import load_recipe
 from labflow.sim.base import Input
 from labflow.space import Integer, Real, Space
-from labflow.store.inbox import new_act, people_view
+from labflow.store.inbox import new_act, people_view, post_act
 from labflow.store.provenance import read_campaign
 from people_helpers import RunningCampaign, write_recipe
 
@@ -247,3 +247,14 @@ def test_operator_points_from_a_csv_run_first_and_are_marked_and_mistakes_are_ex
     assert list(rec.human["who"]) == ["olga", "olga"] and set(rec.human["comment"]) == {"known good region"}
     shown = runner.invoke(app, ["inspect", str(outcome.path)], terminal_width=200)
     assert shown.exit_code == 0 and "people's acts (2)" in shown.output and "olga" in shown.output
+
+
+def test_a_malformed_act_in_the_inbox_is_ignored_and_a_bad_value_refused_never_crashing_the_campaign(tmp_path):
+    campaign = RunningCampaign(write_recipe(tmp_path, budget=1), tmp_path / "out")
+    first = campaign.next_waiting(set())
+    post_act(campaign.cdir.path, {"k": "human", "act": "approve", "target": first["uid"]})  # no id: not from labflow's tools
+    weird = campaign.act(new_act("edit", target=first["uid"], who="alice", after={"x1": [1, 2]}))
+    assert weird["outcome"] == "refused" and "x1 = [1, 2]" in weird["refusal"]
+    assert campaign.act(new_act("approve", target=first["uid"], who="alice"))["outcome"] == "applied"
+    campaign.join()
+    assert [a["act"] for a in campaign.records("human")] == ["edit", "approve"]

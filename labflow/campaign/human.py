@@ -38,7 +38,7 @@ from labflow.campaign.policy import point_key
 from labflow.errors import LabflowError, SpaceError, UnitError
 from labflow.records import Candidate, Status
 from labflow.space import Categorical, Integer, Space
-from labflow.store.inbox import new_act, read_inbox
+from labflow.store.inbox import ACTS, new_act, read_inbox
 from labflow.units import convert
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def check_point(space: Space, limits: Mapping[str, Any], values: Mapping[str, An
             continue
         try:
             v = convert(raw, p.unit) if isinstance(raw, str) else float(raw)
-        except (UnitError, ValueError) as exc:
+        except (UnitError, ValueError, TypeError) as exc:
             raise RefusedAct(f"{name} = {raw!r}: {getattr(exc, 'message', exc)}") from None
         if not math.isfinite(v):
             raise RefusedAct(f"{name} = {raw!r} is not a finite value")
@@ -173,6 +173,7 @@ class PeopleInTheLoop:
         self.planner_candidates = 0  # planner candidates classified so far (for first: N)
         self.campaign: Campaign | None = None
         self._last_poll = -math.inf
+        self._malformed: set[str] = set()
 
     # -- wiring ---------------------------------------------------------------------------------
     def attach(self, campaign: Campaign, history: Any = None) -> None:
@@ -271,7 +272,14 @@ class PeopleInTheLoop:
         if self.inbox is None:
             return changed
         for act in read_inbox(self.inbox):
-            if act.get("id") in self.applied:
+            ident = act.get("id")
+            key = ident if isinstance(ident, str) else repr(act)
+            if key in self.applied or key in self._malformed:
+                continue
+            if not isinstance(ident, str) or act.get("act") not in ACTS or not isinstance(act.get("after", {}), dict):
+                # written by something other than labflow's tools: without an id it cannot be ledgered exactly once
+                self._malformed.add(key)
+                log.warning("ignoring a malformed act in %s/inbox.lfl: %r", self.inbox, act)
                 continue
             changed |= self.handle(act)
         return changed
