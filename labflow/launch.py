@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from labflow.campaign import AttemptPolicy, Campaign, CampaignState, FailureBudget, Listener, StationRunner
+from labflow.campaign.human import ApprovalRules, PeopleInTheLoop
 from labflow.errors import (
     CampaignExists,
     CampaignInterrupted,
@@ -342,6 +343,7 @@ def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *,
             routes=routes or None,
             route_parameter=recipe.fidelity_parameter,
             costs=recipe.fidelity_costs(),
+            people=_people(recipe, journal, planner, lab),
         )
         try:
             try:
@@ -363,6 +365,14 @@ def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *,
         finally:
             if lab is not None:
                 lab.close()
+
+
+def _people(recipe: Recipe, journal: CampaignJournal, planner: Any, lab: Any) -> PeopleInTheLoop:
+    """Approvals (the recipe's ``approval``), operator experiments and annotations through the
+    campaign directory's inbox; values people give are checked against the lab's device limits."""
+    limits_of = getattr(lab, "parameter_limits", None)
+    return PeopleInTheLoop(inbox=journal.cdir.path, rules=ApprovalRules.from_spec(recipe.spec.approval), space=planner.space,
+                           limits=limits_of() if limits_of is not None else {})
 
 
 def _routes(recipe: Recipe, lab: Any) -> dict[str, list[str]]:

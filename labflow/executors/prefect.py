@@ -86,6 +86,15 @@ class PrefectExecutor(BaseExecutor):
         result: ExperimentResult = future.result(raise_on_failure=True)
         return replace(result, t_started=t_started, t_finished=self.now())
 
+    def poll_result(self, timeout: float) -> ExperimentResult | None:
+        """The next finished experiment, or None when none finishes within ``timeout`` seconds."""
+        try:
+            future, t_started = self._done.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        result: ExperimentResult = future.result(raise_on_failure=True)
+        return replace(result, t_started=t_started, t_finished=self.now())
+
     def drive(self, body: Callable[[], T], *, name: str, run_name: str, workers: int) -> T:
         """Run the campaign loop ``body`` as a Prefect flow with ``workers`` task threads."""
         return run_as_flow(body, name=name, run_name=run_name, workers=workers)
