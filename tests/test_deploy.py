@@ -139,33 +139,47 @@ def test_two_deployed_campaigns_run_on_two_process_workers(prefect_server, lab_f
     assert {"alpha-summary", "beta-summary"} <= artifacts
 
 
-def test_station_limits_keep_two_campaigns_off_one_station(prefect_server, lab_folder, tmp_path):
-    """Two campaigns on the same one-station lab, started at the same moment: with station limits
-    their experiments take turns; without them, they run on the station at the same time."""
-    from labflow.flows import campaign
+def test_a_station_held_by_another_campaign_waits_until_it_is_free(prefect_server, lab_folder, tmp_path):
+    """Another holder (here the test, as another campaign would) has the station's slot: the
+    campaign submits its first experiment, which waits, and runs only once the slot is released.
+    Without station limits the same campaign drives the station while the slot is held."""
+    from prefect.concurrency.sync import concurrency
 
-    def both(results: Path, station_limits: bool) -> dict[str, list[tuple[float, float]]]:
+    from labflow.executors.prefect import ensure_station_limit, station_limit_name
+    from labflow.flows import campaign
+    from labflow.store.ledger import read_records
+
+    name = station_limit_name("shared-bench", "station1")
+    ensure_station_limit(name)
+
+    def first_run_vs_release(results: Path, station_limits: bool) -> tuple[float, float]:
         errors: list[BaseException] = []
 
-        def one(name: str) -> None:
+        def run() -> None:
             try:
-                campaign(str(lab_folder / "recipes" / f"{name}.yaml"), results_dir=str(results), station_limits=station_limits)
+                campaign(str(lab_folder / "recipes" / "alpha.yaml"), results_dir=str(results), station_limits=station_limits)
             except BaseException as exc:  # handed to the test thread below
                 errors.append(exc)
 
-        threads = [threading.Thread(target=one, args=(n,)) for n in ("alpha", "beta")]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=240)
+        thread = threading.Thread(target=run)
+        with concurrency(name, occupy=1, strict=True, lease_duration=60):
+            thread.start()
+            deadline = time.monotonic() + 120
+            while not any(r.get("k") == "started" for d in results.glob("alpha-*.labflow") for r in read_records(d / "ledger.lfl")):
+                assert time.monotonic() < deadline and not errors, errors
+                time.sleep(0.05)
+            time.sleep(1.0)  # the first experiment is submitted: hold the station a while longer
+            released = time.time()
+        thread.join(timeout=120)
         assert not errors, errors
-        return {n: run_intervals(next(results.glob(f"{n}-*.h5"))) for n in ("alpha", "beta")}
+        runs = run_intervals(next(results.glob("alpha-*.h5")))
+        assert len(runs) == 4
+        return runs[0][0], released
 
-    guarded = both(tmp_path / "guarded", station_limits=True)
-    assert [len(v) for v in guarded.values()] == [4, 4]
-    assert overlaps(guarded["alpha"], guarded["beta"]) == 0
-    free = both(tmp_path / "free", station_limits=False)
-    assert overlaps(free["alpha"], free["beta"]) > 0  # the check above can fail: this is what it catches
+    started, released = first_run_vs_release(tmp_path / "guarded", station_limits=True)
+    assert started >= released
+    started, released = first_run_vs_release(tmp_path / "free", station_limits=False)
+    assert started < released  # the check above can fail: this is what it catches
 
 
 def test_the_campaign_flow_resumes_an_unfinished_campaign_from_its_ledger(prefect_server, lab_folder, tmp_path):

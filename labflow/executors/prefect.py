@@ -13,7 +13,7 @@ kept off each other's stations by Prefect global concurrency limits, one per sta
 two campaigns never drive the same station at once; a campaign whose station is busy waits.
 A missing limit is created with one slot (an administrator may raise it with
 ``prefect gcl update``). Slots are leased: a holder that dies frees its slot after
-``lease_duration`` seconds.
+``lease_duration`` seconds (at least 60, Prefect's minimum).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ T = TypeVar("T")
 
 
 def _experiment(policy: AttemptPolicy, runner: StationRunner, candidate: Candidate, md: Mapping[str, Any],
-                limits: tuple[str, ...] = (), lease_duration: float = 30.0) -> ExperimentResult:
+                limits: tuple[str, ...] = (), lease_duration: float = 60.0) -> ExperimentResult:
     """One experiment, all its attempts (the policy's), as a Prefect task body. Each failed attempt's
     reason goes to the task run's log, so the Prefect UI shows what failed and why. With ``limits``
     (global concurrency limit names), the experiment runs only while it holds a slot of each."""
@@ -106,7 +106,7 @@ class PrefectExecutor(BaseExecutor):
     name = "prefect"
 
     def __init__(self, *, policy: AttemptPolicy | None = None, retries: int = 0, retry_delay: float = 0.0,
-                 workers: int | None = None, station_limits: str | None = None, lease_duration: float = 30.0) -> None:
+                 workers: int | None = None, station_limits: str | None = None, lease_duration: float = 60.0) -> None:
         """``station_limits``: the lab's name, to hold each station's global concurrency limit
         (:func:`station_limit_name`) while an experiment runs on it; None: no limits.
         ``lease_duration``: seconds a slot outlives a holder that died (renewed while it lives)."""
