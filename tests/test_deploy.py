@@ -288,9 +288,9 @@ def test_a_campaign_whose_worker_dies_finishes_on_the_other_worker(lab_folder, t
             from prefect.deployments import run_deployment
             from prefect.states import Crashed
 
-            with get_client(sync_client=True) as client:  # what a facility's zombie-run automation does
-                client.set_flow_run_state(first, Crashed(message="its worker died"), force=True)
             with _settings(server.api_url):
+                with get_client(sync_client=True) as client:  # what a facility's zombie-run automation does
+                    client.set_flow_run_state(first, Crashed(message="its worker died"), force=True)
                 second = run_deployment("labflow-campaign/long", timeout=0)
                 states = wait_for_flow_runs([second.id], timeout=300, workers=[survivor])
             assert states == {second.id: "Completed"}
