@@ -93,6 +93,15 @@ def _load(recipe: str, lab: dict[str, Any] | None) -> Any:
     return recipe_from_text(recipe, lab)
 
 
+def _started_from(cdir: Any, recipe_hash: str) -> bool:
+    """Whether the campaign directory's ledger was started from the recipe with ``recipe_hash``.
+    A ledger without a readable header is not (run_recipe then refuses to start beside it, with a hint)."""
+    try:
+        return cdir.history().header.get("recipe_hash") == recipe_hash
+    except LabflowError:
+        return False
+
+
 @flow(name="labflow-campaign", persist_result=False, log_prints=False)
 def campaign(
     recipe: str,
@@ -135,8 +144,7 @@ def campaign(
         return {"station_limits": r.lab_config.name} if station_limits and kind == "prefect" else {}
 
     # an unfinished campaign of this very recipe that nobody holds: its worker died or it was stopped
-    pending = [d for d in (unfinished_campaigns(out, r.name) if out.is_dir() else [])
-               if d.history().header.get("recipe_hash") == r.hash]
+    pending = [d for d in (unfinished_campaigns(out, r.name) if out.is_dir() else []) if _started_from(d, r.hash)]
     if pending:
         cdir = pending[-1]
         header = cdir.history().header

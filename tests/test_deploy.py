@@ -182,6 +182,7 @@ def test_a_station_held_by_another_campaign_waits_until_it_is_free(prefect_serve
     assert started < released  # the check above can fail: this is what it catches
 
 
+@pytest.mark.slow  # ~20 s; the worker-kill test below resumes through a deployment too
 def test_the_campaign_flow_resumes_an_unfinished_campaign_from_its_ledger(prefect_server, lab_folder, tmp_path):
     """Run twice over the same results directory: the second run of a finished campaign starts a
     new one; a campaign left unfinished (its worker died) is resumed, not started over."""
@@ -222,6 +223,8 @@ def test_deploy_refuses_what_it_cannot_deploy(prefect_server, lab_folder, tmp_pa
     assert out.exit_code == 2 and "--cron 'every day' is not a cron expression" in out.output
     out = runner.invoke(app, ["deploy", recipe, "--pool", "p", "--interval", "6 kg"])
     assert out.exit_code == 2 and "--interval takes a duration" in out.output
+    out = runner.invoke(app, ["deploy", recipe, "--pool", "p", "--results", "results"])
+    assert out.exit_code == 2 and "--results 'results' is a relative path" in out.output
     out = runner.invoke(app, ["deploy", recipe, "--pool", "p", "--cron", "0 6 * * *", "--interval", "1 h"])
     assert out.exit_code == 2 and "give one" in out.output
     bad = lab_folder / "recipes" / "bad.yaml"

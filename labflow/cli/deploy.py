@@ -87,6 +87,9 @@ def register(app: typer.Typer) -> None:
         if executor is not None and executor not in executor_names():
             fail_message(f"--executor {executor!r} is not an executor", hint=f"--executor takes one of {', '.join(executor_names())}",
                          code=EXIT_INVALID)
+        if results is not None and not Path(results).is_absolute():
+            fail_message(f"--results {results!r} is a relative path; workers read it from their own working folder",
+                         hint="give an absolute path that every worker can reach, e.g. --results /srv/labflow/results", code=EXIT_INVALID)
         if cron and interval:
             fail_message("--cron and --interval both set a schedule; give one", hint="--cron '0 6 * * *' or --interval '24 h'",
                          code=EXIT_INVALID)
