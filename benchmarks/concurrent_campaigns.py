@@ -106,18 +106,20 @@ class TreeSampler:
         self.cpu = self.cpu_seconds() - self.cpu0
 
 
-def deploy_and_run(folder: Path, names: list[str], pool: str, results: Path, env: dict[str, str]) -> list[str]:
-    ids = []
-    for name in names:
-        done = subprocess.run([sys.executable, "-m", "labflow.cli", "deploy", str(folder / f"{name}.yaml"), "--pool", pool,
-                               "--results", str(results), "--name", name], env=env, capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            raise SystemExit(f"labflow deploy {name} failed:\n{done.stdout}\n{done.stderr}")
+def deploy_and_run(folder: Path, names: list[str], pool: str, results: Path) -> list[str]:
+    """`labflow deploy` each recipe (in this process: the same command, without a Python start-up
+    per recipe), then request one flow run of each; returns the flow run ids."""
     from prefect.deployments import run_deployment
+    from typer.testing import CliRunner
+
+    from labflow.cli import app
 
     for name in names:
-        ids.append(str(run_deployment(f"labflow-campaign/{name}", timeout=0).id))
-    return ids
+        done = CliRunner().invoke(app, ["deploy", str(folder / f"{name}.yaml"), "--pool", pool, "--results", str(results),
+                                        "--name", name])
+        if done.exit_code != 0:
+            raise SystemExit(f"labflow deploy {name} failed:\n{done.output}")
+    return [str(run_deployment(f"labflow-campaign/{name}", timeout=0).id) for name in names]
 
 
 def wait_all(ids: list[str], timeout: float) -> dict[str, str]:
@@ -181,7 +183,7 @@ def main() -> None:
                 results = work / "results" / label.split()[0]
                 with TreeSampler(server.proc.pid) as sampler:
                     t0 = time.perf_counter()
-                    ids = deploy_and_run(recipes, batch, "bench", results, env)
+                    ids = deploy_and_run(recipes, batch, "bench", results)
                     t_requested = time.perf_counter()
                     states = wait_all(ids, args.timeout)
                     wall = time.perf_counter() - t_requested
@@ -212,7 +214,7 @@ def main() -> None:
                                   "server_peak_rss_mb"])
     table += ("\n\nwall_s: from the first flow run requested to the last one final (each flow run starts a Python process "
               "that imports labflow, Prefect and torch). Server CPU and memory: the `prefect server start` process tree "
-              "(SQLite) while the batch ran. Instant simulated labs, 2 stations each, shared by several campaigns; "
+              "(SQLite) while the batch was deployed and ran. Instant simulated labs, 2 stations each, shared by several campaigns; "
               f"{args.per_worker} flow runs at most per worker.")
     command = "python benchmarks/concurrent_campaigns.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     write_results("concurrent_campaigns", {"rows": rows, "args": vars(args)}, table, command.strip())

@@ -233,6 +233,24 @@ def test_deploy_refuses_what_it_cannot_deploy(prefect_server, lab_folder, tmp_pa
     assert out.exit_code == 2 and "budget" in out.output
 
 
+def test_a_deployment_carries_the_recipe_text_and_its_lab_or_only_its_path(root):
+    from labflow.cli.deploy import deployment_parameters
+    from labflow.flows import recipe_from_text
+    from labflow.recipe import load_recipe
+
+    recipe = load_recipe(root / "recipes" / "quickstart.yaml")
+    shipped = deployment_parameters(recipe, by_path=False, results="/srv/results", budget=5, seed=None, executor=None,
+                                    station_limits=True)
+    assert shipped.keys() == {"recipe", "lab", "results_dir", "budget"}
+    assert recipe_from_text(shipped["recipe"], shipped["lab"]).hash == recipe.hash
+    by_path = deployment_parameters(recipe, by_path=True, results=None, budget=None, seed=None, executor="local",
+                                    station_limits=False)
+    assert by_path == {"recipe": str(root / "recipes" / "quickstart.yaml"), "executor": "local", "station_limits": False}
+    # prior data files do not travel in a deployment: the recipe must go by path
+    out = CliRunner().invoke(app, ["deploy", str(root / "recipes" / "perovskite_composition.yaml"), "--pool", "p"])
+    assert out.exit_code == 2 and "reads prior data files" in out.output and "--by-path" in out.output
+
+
 def test_the_campaign_flow_needs_a_results_directory(monkeypatch, lab_folder):
     from labflow.errors import LabflowError
     from labflow.flows import RESULTS_ENV, results_directory
