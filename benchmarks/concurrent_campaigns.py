@@ -12,9 +12,9 @@ once, then one campaign alone on the same server, and reports:
 - station conflicts: pairs of bluesky runs of different campaigns on the same station of the
   same lab that overlap in time (must be 0: the station limits).
 
-Prints a table and writes benchmarks/results/concurrent_campaigns.{json,md}.
+Prints a table and writes benchmarks/results/concurrent_campaigns_<database>.{json,md}.
 
-    .venv/bin/python benchmarks/concurrent_campaigns.py [--campaigns 20] [--budget 8] [--labs 4] [--per-worker 10]
+    .venv/bin/python benchmarks/concurrent_campaigns.py [--campaigns 20] [--budget 8] [--labs 4] [--per-worker 10] [--database sqlite|postgresql]
 """
 
 from __future__ import annotations
@@ -106,10 +106,21 @@ class TreeSampler:
         self.cpu = self.cpu_seconds() - self.cpu0
 
 
-def deploy_and_run(folder: Path, names: list[str], pool: str, results: Path) -> list[str]:
+def load_average() -> float | None:
+    import os
+
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def deploy_and_run(folder: Path, names: list[str], pool: str, results: Path) -> tuple[list[str], list[str]]:
     """`labflow deploy` each recipe (in this process: the same command, without a Python start-up
-    per recipe), then request one flow run of each; returns the flow run ids."""
+    per recipe), then request one flow run of each; returns the flow run ids and the errors of
+    requests the server refused (after the Prefect client's own retries)."""
     from prefect.deployments import run_deployment
+    from prefect.exceptions import PrefectHTTPStatusError
     from typer.testing import CliRunner
 
     from labflow.cli import app
@@ -119,7 +130,13 @@ def deploy_and_run(folder: Path, names: list[str], pool: str, results: Path) -> 
                                         "--name", name])
         if done.exit_code != 0:
             raise SystemExit(f"labflow deploy {name} failed:\n{done.output}")
-    return [str(run_deployment(f"labflow-campaign/{name}", timeout=0).id) for name in names]
+    ids, errors = [], []
+    for name in names:
+        try:
+            ids.append(str(run_deployment(f"labflow-campaign/{name}", timeout=0).id))
+        except PrefectHTTPStatusError as exc:  # the server refused: counted and reported, not hidden
+            errors.append(f"{name}: {exc.response.status_code} {exc.response.reason_phrase}")
+    return ids, errors
 
 
 def wait_all(ids: list[str], timeout: float) -> dict[str, str]:
@@ -155,12 +172,16 @@ def main() -> None:
     ap.add_argument("--labs", type=int, default=4, help="labs (2 stations each) the campaigns share")
     ap.add_argument("--per-worker", type=int, default=10, help="flow runs one worker runs at once (prefect worker --limit)")
     ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
+                    help="the server's database: SQLite in its PREFECT_HOME, or a throwaway PostgreSQL cluster (initdb, pg_ctl)")
     args = ap.parse_args()
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from labflow.testing.crash import verify_campaign
-    from labflow.testing.prefect import PrefectServer, PrefectWorker, create_process_pool
+    from contextlib import ExitStack
+
+    from labflow.testing.prefect import PostgresCluster, PrefectServer, PrefectWorker, create_process_pool
 
     work = Path(tempfile.mkdtemp(prefix="labflow-concurrent-"))
     (work / "configs").mkdir()
@@ -174,7 +195,10 @@ def main() -> None:
     (recipes / "alone.yaml").write_text(RECIPE.format(name="alone", lab="lab0", budget=args.budget, seed=99))
 
     rows = []
-    with PrefectServer(work / "server") as server, temporary_settings({PREFECT_API_URL: server.api_url}):
+    with ExitStack() as stack:
+        url = stack.enter_context(PostgresCluster()).url if args.database == "postgresql" else None
+        server = stack.enter_context(PrefectServer(work / "server", database_url=url))
+        stack.enter_context(temporary_settings({PREFECT_API_URL: server.api_url}))
         env = server.env(PYTHONPATH=str(ROOT))
         create_process_pool("bench", env)
         workers = [PrefectWorker("bench", f"w{i}", env, work, limit=args.per_worker) for i in (1, 2)]
@@ -183,7 +207,7 @@ def main() -> None:
                 results = work / "results" / label.split()[0]
                 with TreeSampler(server.proc.pid) as sampler:
                     t0 = time.perf_counter()
-                    ids = deploy_and_run(recipes, batch, "bench", results)
+                    ids, refused = deploy_and_run(recipes, batch, "bench", results)
                     t_requested = time.perf_counter()
                     states = wait_all(ids, args.timeout)
                     wall = time.perf_counter() - t_requested
@@ -197,9 +221,10 @@ def main() -> None:
                                 if a[0] == b[0] and owners[a] != owners[b] and a[1] < b[2] and b[1] < a[2])
                 finished = sum(c["finished"] for c in checks)
                 rows.append({
-                    "run": label, "flow runs": len(ids), "completed": sum(1 for s in states.values() if s == "Completed"),
-                    "experiments": finished, "expected": len(batch) * args.budget,
-                    "lost": sum(c["lost"] for c in checks) + (len(batch) * args.budget - finished),
+                    "run": label, "database": args.database, "flow runs": len(ids), "refused": len(refused),
+                    "refusals": refused[:5], "completed": sum(1 for s in states.values() if s == "Completed"),
+                    "experiments": finished, "expected": len(ids) * args.budget,
+                    "lost": sum(c["lost"] for c in checks) + max(0, len(ids) * args.budget - finished),
                     "duplicated": sum(c["duplicated"] for c in checks), "records ok": sum(1 for c in checks if c["ok"]),
                     "station conflicts": conflicts, "wall_s": wall, "experiments_per_s": finished / wall,
                     "deploy_s": t_requested - t0, "server_cpu_s": sampler.cpu, "server_peak_rss_mb": sampler.peak_rss / 2**20,
@@ -209,7 +234,9 @@ def main() -> None:
             for w in workers:
                 w.stop()
     rows[1]["throughput vs alone"] = rows[1]["experiments_per_s"] / rows[0]["experiments_per_s"]
-    table = markdown_table(rows, ["run", "flow runs", "completed", "experiments", "expected", "lost", "duplicated", "records ok",
+    for r in rows:
+        r["load average after"] = load_average()
+    table = markdown_table(rows, ["run", "database", "flow runs", "refused", "completed", "experiments", "expected", "lost", "duplicated", "records ok",
                                   "station conflicts", "wall_s", "experiments_per_s", "throughput vs alone", "server_cpu_s",
                                   "server_peak_rss_mb"])
     table += ("\n\nwall_s: from the first flow run requested to the last one final (each flow run starts a Python process "
@@ -217,7 +244,7 @@ def main() -> None:
               "(SQLite) while the batch was deployed and ran. Instant simulated labs, 2 stations each, shared by several campaigns; "
               f"{args.per_worker} flow runs at most per worker.")
     command = "python benchmarks/concurrent_campaigns.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    write_results("concurrent_campaigns", {"rows": rows, "args": vars(args)}, table, command.strip())
+    write_results(f"concurrent_campaigns_{args.database}", {"rows": rows, "args": vars(args)}, table, command.strip())
 
 
 if __name__ == "__main__":
