@@ -241,7 +241,7 @@ def main() -> None:
                                   "server_peak_rss_mb"])
     table += ("\n\nwall_s: from the first flow run requested to the last one final (each flow run starts a Python process "
               "that imports labflow, Prefect and torch). Server CPU and memory: the `prefect server start` process tree "
-              "(SQLite) while the batch was deployed and ran. Instant simulated labs, 2 stations each, shared by several campaigns; "
+              "(its database: the `database` column; PostgreSQL's own processes not counted) while the batch was deployed and ran. Instant simulated labs, 2 stations each, shared by several campaigns; "
               f"{args.per_worker} flow runs at most per worker.")
     command = "python benchmarks/concurrent_campaigns.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     write_results(f"concurrent_campaigns_{args.database}", {"rows": rows, "args": vars(args)}, table, command.strip())
