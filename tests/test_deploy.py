@@ -93,6 +93,7 @@ def started_runs(output: str) -> list[str]:
 # -- in the default suite -------------------------------------------------------------------
 
 
+@pytest.mark.timeout(600)  # subprocesses that import torch: minutes on a busy machine
 def test_two_deployed_campaigns_run_on_two_process_workers(prefect_server, lab_folder, tmp_path, root):
     """A process work pool, two `prefect worker start` subprocesses, two recipes deployed with
     `labflow deploy --run`: both campaigns finish, each with its own complete record, and their
@@ -267,6 +268,7 @@ def test_the_campaign_flow_needs_a_results_directory(monkeypatch, lab_folder):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_a_campaign_whose_worker_dies_finishes_on_the_other_worker(lab_folder, tmp_path, root):
     """`prefect server start` (SQLite), `prefect work-pool create`, two workers. The worker
     running a campaign is killed with its flow run (SIGKILL, mid-campaign); the deployment runs
@@ -332,6 +334,7 @@ def _settings(api_url: str):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_a_facility_server_on_postgresql_runs_a_deployed_campaign(lab_folder, tmp_path, root):
     """A throwaway PostgreSQL cluster (initdb, pg_ctl), `prefect server start` on it through
     PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://..., a process work pool, a worker,

@@ -20,6 +20,7 @@ def _runs(path):
     return {(r["dataset"], r["planner"], r["seed"], r["instruments"]): (r["trace"], r["times"]) for r in rows}
 
 
+@pytest.mark.timeout(600)  # two worker processes that import torch: minutes on a busy machine
 def test_a_local_cluster_gives_the_single_process_results_and_resumes_from_runs_jsonl(tmp_path, data_dir):
     spec = BenchSpec(datasets=["perovskite"], planners=["random", "bayesian"], seeds=2, budget=8, data_dir=str(data_dir))
     alone = run_bench(spec, workers=1, journal=tmp_path / "alone" / "runs.jsonl")
