@@ -118,6 +118,8 @@ class PrefectExecutor(BaseExecutor):
         self._done: queue.Queue = queue.Queue()
         self._t0 = time.monotonic()
         self._count = itertools.count(1)
+        if not float(lease_duration) >= 60.0:
+            raise ValueError(f"lease_duration must be at least 60 s (Prefect's minimum lease), got {lease_duration!r}")
         self.station_limits = station_limits
         self.lease_duration = float(lease_duration)
         self._limits_ready: set[str] = set()
