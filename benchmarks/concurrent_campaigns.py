@@ -115,10 +115,10 @@ def load_average() -> float | None:
         return None
 
 
-def deploy_and_run(folder: Path, names: list[str], pool: str, results: Path) -> tuple[list[str], list[str]]:
+def deploy_and_run(folder: Path, names: list[str], pool: str, results: Path) -> tuple[list[str], list[str], float]:
     """`labflow deploy` each recipe (in this process: the same command, without a Python start-up
     per recipe), then request one flow run of each; returns the flow run ids and the errors of
-    requests the server refused (after the Prefect client's own retries)."""
+    requests the server refused (after the Prefect client's own retries), and when the first run was requested."""
     from prefect.deployments import run_deployment
     from prefect.exceptions import PrefectHTTPStatusError
     from typer.testing import CliRunner
@@ -131,12 +131,13 @@ def deploy_and_run(folder: Path, names: list[str], pool: str, results: Path) -> 
         if done.exit_code != 0:
             raise SystemExit(f"labflow deploy {name} failed:\n{done.output}")
     ids, errors = [], []
+    t_first = time.perf_counter()
     for name in names:
         try:
             ids.append(str(run_deployment(f"labflow-campaign/{name}", timeout=0).id))
         except PrefectHTTPStatusError as exc:  # the server refused: counted and reported, not hidden
             errors.append(f"{name}: {exc.response.status_code} {exc.response.reason_phrase}")
-    return ids, errors
+    return ids, errors, t_first
 
 
 def wait_all(ids: list[str], timeout: float) -> dict[str, str]:
@@ -207,8 +208,7 @@ def main() -> None:
                 results = work / "results" / label.split()[0]
                 with TreeSampler(server.proc.pid) as sampler:
                     t0 = time.perf_counter()
-                    ids, refused = deploy_and_run(recipes, batch, "bench", results)
-                    t_requested = time.perf_counter()
+                    ids, refused, t_requested = deploy_and_run(recipes, batch, "bench", results)
                     states = wait_all(ids, args.timeout)
                     wall = time.perf_counter() - t_requested
                 checks = [verify_campaign(h5) for h5 in sorted(results.glob("*.h5"))]
@@ -224,7 +224,8 @@ def main() -> None:
                     "run": label, "database": args.database, "flow runs": len(ids), "refused": len(refused),
                     "refusals": refused[:5], "completed": sum(1 for s in states.values() if s == "Completed"),
                     "experiments": finished, "expected": len(ids) * args.budget,
-                    "lost": sum(c["lost"] for c in checks) + max(0, len(ids) * args.budget - finished),
+                    "lost": sum(c["lost"] for c in checks),
+                    "not run": max(0, len(ids) * args.budget - finished),
                     "duplicated": sum(c["duplicated"] for c in checks), "records ok": sum(1 for c in checks if c["ok"]),
                     "station conflicts": conflicts, "wall_s": wall, "experiments_per_s": finished / wall,
                     "deploy_s": t_requested - t0, "server_cpu_s": sampler.cpu, "server_peak_rss_mb": sampler.peak_rss / 2**20,
@@ -236,10 +237,12 @@ def main() -> None:
     rows[1]["throughput vs alone"] = rows[1]["experiments_per_s"] / rows[0]["experiments_per_s"]
     for r in rows:
         r["load average after"] = load_average()
-    table = markdown_table(rows, ["run", "database", "flow runs", "refused", "completed", "experiments", "expected", "lost", "duplicated", "records ok",
+    table = markdown_table(rows, ["run", "database", "flow runs", "refused", "completed", "experiments", "expected", "lost", "not run", "duplicated", "records ok",
                                   "station conflicts", "wall_s", "experiments_per_s", "throughput vs alone", "server_cpu_s",
                                   "server_peak_rss_mb"])
-    table += ("\n\nwall_s: from the first flow run requested to the last one final (each flow run starts a Python process "
+    table += ("\n\nlost: experiments recorded in a ledger and missing from the record (verify_campaign); not run: the "
+              "budgets of started campaigns that stopped early (a failed flow run; resumable from its ledger). "
+              "wall_s: from the first flow run requested to the last one final (each flow run starts a Python process "
               "that imports labflow, Prefect and torch). Server CPU and memory: the `prefect server start` process tree "
               "(its database: the `database` column; PostgreSQL's own processes not counted) while the batch was deployed and ran. Instant simulated labs, 2 stations each, shared by several campaigns; "
               f"{args.per_worker} flow runs at most per worker.")
