@@ -128,7 +128,7 @@ class MultiFidelityPlanner(BayesianPlanner):
         for i, f in enumerate(others):
             self._value[f.name] = float(f.value) if f.value is not None else i / len(others)
         self.design_space = space
-        full = Space([*space.parameters, Categorical(fidelity_parameter, tuple(f.name for f in by_cost))], space.constraints)
+        full = Space([*space.parameters, Categorical(fidelity_parameter, tuple(f.name for f in by_cost))], [*space.constraints, *space.nonlinear])
         kwargs.setdefault("feasibility", False)
         if acquisition == "kg":  # the knowledge gradient is costly to evaluate: a lighter search
             kwargs.setdefault("num_restarts", 2)
@@ -193,6 +193,28 @@ class MultiFidelityPlanner(BayesianPlanner):
         row = self.space.decode(X).iloc[0].to_dict()
         row.pop(self.fidelity_parameter)
         return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+
+    # -- notebooks and files ------------------------------------------------------------------
+    def _build_space(self) -> Space:
+        return self.design_space
+
+    def _candidate_rows(self, candidates: pd.DataFrame) -> pd.DataFrame:
+        """A library without a fidelity column is offered at every fidelity (each row once per fidelity, index kept)."""
+        if self.fidelity_parameter in candidates.columns:
+            return candidates
+        k = len(self.fidelities)
+        out = candidates.iloc[np.repeat(np.arange(len(candidates)), k)].copy()
+        out[self.fidelity_parameter] = [f.name for f in self.fidelities] * len(candidates)
+        return out
+
+    def _prediction_rows(self, points: pd.DataFrame) -> pd.DataFrame:
+        """Predictions are at the target fidelity unless ``points`` say otherwise."""
+        if self.fidelity_parameter in points.columns:
+            return points
+        return points.assign(**{self.fidelity_parameter: self.target})
+
+    def _model_columns(self, name: str) -> list[int]:
+        return [self._d0] if name == self.fidelity_parameter else super()._model_columns(name)
 
     # -- pool mode: choices without a fidelity column are offered at every fidelity ---------
     def ask(self, n: int = 1, pending: Sequence[Candidate] = (), choices: pd.DataFrame | None = None) -> list[Candidate]:
