@@ -322,18 +322,46 @@ class SumConstraintSpec(_Model):
     _v_total = field_validator("total")(_check_quantity)
 
 
+class ExpressionConstraintSpec(_Model):
+    """A nonlinear constraint written as a comparison of expressions over the parameters (declared units).
+
+    Example: ``expression: "dopant_fraction * sqrt(temperature / 100) <= 1.2"``. Parsed with
+    :mod:`ast` and checked against the parameter names and the allowed math functions
+    (:data:`labflow.space.MATH_FUNCTIONS`); never evaluated as Python.
+    """
+
+    type: Literal["expression"] = "expression"
+    expression: str = Field(min_length=1, max_length=1000, description="e.g. 'a * b <= 0.2'")
+    name: str | None = None
+
+
+class NChooseKSpec(_Model):
+    """At most ``max_nonzero`` (at least ``min_nonzero``) of the named parameters differ from zero."""
+
+    type: Literal["nchoosek"]
+    parameters: list[str] = Field(min_length=2)
+    max_nonzero: int = Field(ge=0)
+    min_nonzero: int = Field(0, ge=0)
+
+
 def _constraint_type(v: Any) -> str:
     if isinstance(v, Mapping):
-        return v.get("type") or ("sum" if "parameters" in v else "linear")
+        return v.get("type") or ("expression" if "expression" in v else "sum" if "parameters" in v else "linear")
     return getattr(v, "type", "linear")
 
 
 ConstraintSpec = Annotated[
-    Union[Annotated[LinearConstraintSpec, Tag("linear")], Annotated[SumConstraintSpec, Tag("sum")]],
+    Union[
+        Annotated[LinearConstraintSpec, Tag("linear")],
+        Annotated[SumConstraintSpec, Tag("sum")],
+        Annotated[ExpressionConstraintSpec, Tag("expression")],
+        Annotated[NChooseKSpec, Tag("nchoosek")],
+    ],
     Discriminator(
         _constraint_type,
         custom_error_type="constraint_type",
-        custom_error_message="unknown constraint type; expected 'linear' (terms, op, rhs) or 'sum' (parameters, total)",
+        custom_error_message="unknown constraint type; expected 'linear' (terms, op, rhs), 'sum' (parameters, total), "
+        "'expression' (expression) or 'nchoosek' (parameters, max_nonzero)",
     ),
 ]
 
@@ -388,7 +416,7 @@ class RecipeSpec(_Model):
     budget: int = Field(ge=1, le=100_000, description="number of experiments to run")
     seed: int = Field(0, ge=0)
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
-    constraints: list[ConstraintSpec] = Field(default_factory=list, description="linear and sum-to-total constraints on real parameters")
+    constraints: list[ConstraintSpec] = Field(default_factory=list, description="linear, sum-to-total, expression (nonlinear) and nchoosek constraints")
     fidelities: list[FidelitySpec] = Field(default_factory=list, description="fidelities: stations and cost of each (two or more: planner kind multifidelity)")
     prior_data: list[Union[str, PriorDataSpec]] = Field(
         default_factory=list, description="earlier measurements to start from: CSV files or provenance files (.h5), relative to the recipe"
@@ -448,6 +476,13 @@ def build_constraints(spec: RecipeSpec) -> tuple[list[Constraint], list[Problem]
     problems: list[Problem] = []
     for i, c in enumerate(spec.constraints):
         where = f"constraints.{i}"
+        if isinstance(c, (ExpressionConstraintSpec, NChooseKSpec)):
+            con_nl, problem = _nonlinear_constraint(c, params, where)
+            if problem is not None:
+                problems.append(problem)
+            else:
+                out.append(con_nl)  # type: ignore[arg-type]
+            continue
         linear = isinstance(c, LinearConstraintSpec)
         names = list(c.terms) if linear else list(c.parameters)
         field = "terms" if linear else "parameters"
@@ -514,6 +549,29 @@ def build_constraints(spec: RecipeSpec) -> tuple[list[Constraint], list[Problem]
             continue
         out.append(con)
     return out, problems
+
+
+def _nonlinear_constraint(c: Any, params: Mapping[str, Any], where: str) -> tuple[Any, Problem | None]:
+    """An expression or NChooseK constraint of the recipe, or the problem with it (naming the field and value)."""
+    from labflow.space import NChooseK, NonlinearConstraint, parse_expression
+
+    if isinstance(c, ExpressionConstraintSpec):
+        numeric = [n for n, p in params.items() if not isinstance(p, CategoricalSpec)]
+        try:
+            parse_expression(c.expression, numeric)
+            return NonlinearConstraint(c.expression, name=c.name), None
+        except SpaceError as exc:
+            return None, Problem(f"{where}.expression", f"{exc.message}" + (f"; {exc.hint}" if exc.hint else ""))
+    for n in c.parameters:
+        p = params.get(n)
+        if p is None:
+            return None, Problem(f"{where}.parameters", f"no parameter {n!r}; the parameters are {list(params)}")
+        if not isinstance(p, RealSpec) or p.log or _bound(p.low, p.resolved_unit(), "low") != 0:
+            return None, Problem(f"{where}.parameters", f"{n} must be a real, linear-scale parameter with low 0 (zero means 'not used')")
+    try:
+        return NChooseK(tuple(c.parameters), c.max_nonzero, c.min_nonzero), None
+    except SpaceError as exc:
+        return None, Problem(where, exc.message)
 
 
 def _semantic_problems(spec: RecipeSpec) -> list[Problem]:
@@ -675,7 +733,7 @@ class Recipe:
 def _problems_from(exc: ValidationError) -> list[Problem]:
     out = []
     for err in exc.errors():
-        loc = [str(x) for x in err["loc"] if not (isinstance(x, str) and x in ("real", "integer", "categorical", "linear", "sum"))]
+        loc = [str(x) for x in err["loc"] if not (isinstance(x, str) and x in ("real", "integer", "categorical", "linear", "sum", "expression", "nchoosek"))]
         path = ".".join(loc)
         msg = err["msg"]
         if err["type"] == "extra_forbidden":

@@ -204,7 +204,13 @@ class Planner(ABC):
         if X is not None:
             return X
         for label, row in zip(frame.index, frame[self.space.names].to_dict("records")):
-            self.space.coerce(row, where=f"{what} row {label!r}")
+            where = f"{what} row {label!r}"
+            try:
+                self.space.coerce(row, where=where)
+            except SpaceError as exc:
+                if exc.message.startswith(where):
+                    raise
+                raise SpaceError(f"{where}: {exc.message}", hint=exc.hint) from None
         return self.space.encode(frame[self.space.names])
 
     # -- what the model believes ----------------------------------------------------
