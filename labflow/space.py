@@ -837,7 +837,7 @@ class Space:
         if not len(bad):
             return X
         if not hasattr(self, "_feasible_reference"):
-            self._feasible_reference = self.encode(self.sample(2048, seed=np.random.default_rng(20240611)))
+            self._feasible_reference = self.encode(self.sample(256, seed=np.random.default_rng(20240611)))
         ref = self._feasible_reference
         for i in bad:
             x = np.nan_to_num(X[i])

@@ -667,14 +667,14 @@ class BayesianPlanner(Planner):
     def _optimize_on_feasible_sample(self, acq: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Under nonlinear constraints (expressions, functions, NChooseK): the best of a seeded sample of feasible points.
 
-        ``8 * raw_samples`` points are drawn from the feasible space (NChooseK chooses each point's
+        ``4 * raw_samples`` points are drawn from the feasible space (NChooseK chooses each point's
         zeros) and scored; a batch is picked greedily, each pick joining the pending points. No
         gradient step follows (it could leave the feasible set of a constraint BoTorch cannot
         differentiate, such as a Python function or a count of non-zeros): the resolution is
         that of the sample, and every point is feasible by construction.
         """
         rng = np.random.default_rng([self.seed, self._asked, _SALT_OPT])
-        X = self.space.encode(self.space.sample(8 * self.raw_samples, seed=rng))
+        X = self.space.encode(self.space.sample(4 * self.raw_samples, seed=rng))
         base_pending = acq.X_pending
         picks: list[int] = []
         values: list[float] = []

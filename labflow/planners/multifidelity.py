@@ -321,6 +321,8 @@ class MultiFidelityPlanner(BayesianPlanner):
         Cost-weighted improvement picks a batch greedily, one point (and its fidelity) at a time,
         each added to the pending points; the knowledge gradient picks a batch jointly at one fidelity.
         """
+        if self.space.nonlinear and self.acquisition == "cwei":  # the best of a feasible sample, each point at its own fidelity
+            return self._optimize_on_feasible_sample(acq, n)
         ineq, eq = self._unit_constraints()
         kg = self.acquisition == "kg"
         base_pending = acq.X_pending
