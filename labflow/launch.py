@@ -342,6 +342,7 @@ def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *,
             routes=routes or None,
             route_parameter=recipe.fidelity_parameter,
             costs=recipe.fidelity_costs(),
+            cost_budget=recipe.cost_budget,
         )
         try:
             try:

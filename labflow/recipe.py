@@ -404,6 +404,26 @@ class FailuresSpec(_Model):
         return v
 
 
+class BudgetSpec(_Model):
+    """How much a campaign may spend: a number of experiments, a total cost (the fidelities' unit), or both.
+
+    ``budget: 40`` is ``budget: {experiments: 40}``. With ``cost``, no experiment starts that
+    would take the cost of the finished and running experiments past it; the campaign ends
+    when nothing more fits. A recipe with only ``cost`` may run up to 100,000 experiments.
+    """
+
+    experiments: int | None = Field(None, ge=1, le=100_000, description="number of experiments to run")
+    cost: QuantityText | None = Field(None, description="total cost, in the unit of the fidelities' costs")
+
+    _v_cost = field_validator("cost")(lambda v: v if v is None else _check_quantity(v))
+
+    @model_validator(mode="after")
+    def _something(self) -> BudgetSpec:
+        if self.experiments is None and self.cost is None:
+            raise ValueError("give experiments, cost, or both")
+        return self
+
+
 class RecipeSpec(_Model):
     """The whole recipe as written in YAML."""
 
@@ -413,7 +433,8 @@ class RecipeSpec(_Model):
     parameters: list[ParameterSpec] = Field(min_length=1)
     objectives: list[ObjectiveSpec] = Field(min_length=1)
     planner: PlannerSpec = Field(default_factory=PlannerSpec)
-    budget: int = Field(ge=1, le=100_000, description="number of experiments to run")
+    budget: Union[Annotated[int, Field(ge=1, le=100_000)], BudgetSpec] = Field(
+        description="number of experiments to run, or {experiments: N, cost: C} (cost in the fidelities' unit)")
     seed: int = Field(0, ge=0)
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
     constraints: list[ConstraintSpec] = Field(default_factory=list, description="linear, sum-to-total, expression (nonlinear) and nchoosek constraints")
@@ -578,6 +599,17 @@ def _semantic_problems(spec: RecipeSpec) -> list[Problem]:
     """What the schema cannot see: constraints that name the wrong parameters or cannot be met,
     fidelities that do not fit the planner."""
     _, problems = build_constraints(spec)
+    if isinstance(spec.budget, BudgetSpec) and spec.budget.cost is not None:
+        if not spec.fidelities:
+            problems.append(Problem("budget.cost", "a cost budget needs the fidelities' costs (fidelities: [{name, cost, stations}])"))
+        else:
+            unit = next((_cost_unit_text(f.cost) for f in spec.fidelities if _has_unit(f.cost)), "")
+            try:
+                v = convert(spec.budget.cost, unit) if _has_unit(spec.budget.cost) else float(convert(spec.budget.cost, ""))
+                if not (math.isfinite(v) and v > 0):
+                    problems.append(Problem("budget.cost", f"a cost budget must be a positive number, got {spec.budget.cost!r}"))
+            except UnitError as exc:
+                problems.append(Problem("budget.cost", f"{exc.message} (the fidelities' costs are in {unit or 'plain numbers'})"))
     names = [p.name for p in spec.parameters] + [o.name for o in spec.objectives]
     fids = spec.fidelities
     if fids:
@@ -658,7 +690,19 @@ class Recipe:
 
     @property
     def budget(self) -> int:
-        return self.spec.budget
+        """The number of experiments to run (100,000 when the budget is a cost only)."""
+        b = self.spec.budget
+        if isinstance(b, int):
+            return b
+        return b.experiments if b.experiments is not None else 100_000
+
+    @property
+    def cost_budget(self) -> float | None:
+        """The total cost the campaign may spend, in :attr:`cost_unit` (None: no cost budget)."""
+        b = self.spec.budget
+        if isinstance(b, int) or b.cost is None:
+            return None
+        return convert(b.cost, self.cost_unit) if _has_unit(b.cost) else float(convert(b.cost, ""))
 
     @property
     def seed(self) -> int:
@@ -726,6 +770,9 @@ class Recipe:
     def replace(self, **changes: Any) -> Recipe:
         """A new recipe with top-level fields changed (e.g. ``budget``, ``seed``), validated again."""
         data = {**self.to_dict(), **changes}
+        current = self.spec.budget
+        if isinstance(changes.get("budget"), int) and not isinstance(current, int) and current.cost is not None:
+            data["budget"] = {"experiments": changes["budget"], "cost": current.cost}  # --budget N keeps the cost budget
         spec = _validate_spec(data, str(self.source or "<recipe>"))
         return Recipe(spec, source=self.source, text=self.text, lab_path=self.lab_path, lab_config=self.lab_config)
 

@@ -69,6 +69,8 @@ class Campaign:
         fault. Added to the executor's attempt policy, which applies them (kept for callers that
         build the executor without them).
     routes, route_parameter, costs: fidelity routing (:class:`~labflow.campaign.routing.Routing`).
+    cost_budget: the total cost (in the costs' unit) the campaign may spend: no experiment starts
+        whose cost would take the finished and running experiments past it (``stop_reason`` says so).
     """
 
     def __init__(
@@ -93,6 +95,7 @@ class Campaign:
         routes: Mapping[str, Sequence[str]] | None = None,
         route_parameter: str | None = None,
         costs: Mapping[str, float] | None = None,
+        cost_budget: float | None = None,
     ) -> None:
         if not runners:
             raise LabflowError("a campaign needs at least one station")
@@ -114,6 +117,8 @@ class Campaign:
         self.failures = FailureMemory(self.failure_budget.abandon_after)
         self.proposer = Proposer(planner, self.failures, choices)
         self.routing = Routing(routes, route_parameter, costs, [r.name for r in self.runners])
+        self.cost_budget = None if cost_budget is None else float(cost_budget)
+        self._committed: dict[str, float] = {}  # uid -> cost of an experiment in flight
         self.handle_signals = handle_signals
         self.snapshot_every = max(1, int(snapshot_every))
         self.control = CampaignControl(stop_grace)
@@ -202,7 +207,20 @@ class Campaign:
         pick = self.routing.match(self.queue, [r.name for r in self._free])
         if pick is None:  # an empty queue, or every queued candidate waits for a station of its kind
             return None
+        if self.cost_budget is not None and not self._affordable(self.queue[pick[0]], self._free[pick[1]].name):
+            return None
         return self.queue.pop(pick[0]), self._free.pop(pick[1])
+
+    def _affordable(self, candidate: Candidate, station: str) -> bool:
+        """Whether the cost budget still covers ``candidate`` after what finished and what is running."""
+        cost = self.routing.cost(self.routing.cost_key(candidate.params, station))
+        spent = sum(self.state.cost.values()) + sum(self._committed.values())
+        if math.isfinite(cost) and spent + cost > self.cost_budget * (1 + 1e-12):  # type: ignore[operator]
+            if not self.state.stop_reason:
+                self.state.stop_reason = f"cost budget {self.cost_budget:g} reached ({spent:g} spent or committed)"
+            return False
+        self._committed[candidate.uid] = cost if math.isfinite(cost) else 0.0
+        return True
 
     def _ask(self, n: int, pending: list[Candidate]) -> list[Candidate]:
         """Ask the planner (guarded) and record the suggestion before anything runs."""
@@ -242,6 +260,7 @@ class Campaign:
 
     def _station_is_free(self, result: ExperimentResult) -> None:
         runner = self._in_flight.pop(result.candidate.uid)
+        self._committed.pop(result.candidate.uid, None)  # its cost is counted in state.cost once recorded
         self.state.busy.pop(runner.name, None)
         self._free.append(runner)
         self._free.sort(key=self.runners.index)
