@@ -433,8 +433,10 @@ class RecipeSpec(_Model):
     parameters: list[ParameterSpec] = Field(min_length=1)
     objectives: list[ObjectiveSpec] = Field(min_length=1)
     planner: PlannerSpec = Field(default_factory=PlannerSpec)
-    budget: Union[Annotated[int, Field(ge=1, le=100_000)], BudgetSpec] = Field(
-        description="number of experiments to run, or {experiments: N, cost: C} (cost in the fidelities' unit)")
+    budget: Annotated[
+        Union[Annotated[Annotated[int, Field(ge=1, le=100_000)], Tag("count")], Annotated[BudgetSpec, Tag("budget_spec")]],
+        Discriminator(lambda v: "budget_spec" if isinstance(v, (Mapping, BudgetSpec)) else "count"),
+    ] = Field(description="number of experiments to run, or {experiments: N, cost: C} (cost in the fidelities' unit)")
     seed: int = Field(0, ge=0)
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
     constraints: list[ConstraintSpec] = Field(default_factory=list, description="linear, sum-to-total, expression (nonlinear) and nchoosek constraints")
@@ -780,7 +782,7 @@ class Recipe:
 def _problems_from(exc: ValidationError) -> list[Problem]:
     out = []
     for err in exc.errors():
-        loc = [str(x) for x in err["loc"] if not (isinstance(x, str) and x in ("real", "integer", "categorical", "linear", "sum", "expression", "nchoosek"))]
+        loc = [str(x) for x in err["loc"] if not (isinstance(x, str) and x in ("real", "integer", "categorical", "linear", "sum", "expression", "nchoosek", "count", "budget_spec"))]
         path = ".".join(loc)
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
