@@ -257,7 +257,7 @@ class Planner(ABC):
                 continue
             status = Status(str(row.get(STATUS_COLUMN, Status.COMPLETED)))
             outcomes = {}
-            for o in self.objectives:
+            for o in [*self.objectives, *self._outcome_constraints()]:
                 if o.name in row and not _is_missing(row[o.name]):
                     outcomes[o.name] = _to_float(row[o.name], o, f"row {i}")
                 elif status is Status.COMPLETED:
@@ -329,15 +329,19 @@ class Planner(ABC):
     def data(self) -> pd.DataFrame:
         """The history as a DataFrame: parameters, objectives, status."""
         rows = [{**o.params, **o.outcomes, STATUS_COLUMN: o.status.value, UID_COLUMN: o.uid} for o in self._observations]
-        cols = self.space.names + [o.name for o in self.objectives] + [STATUS_COLUMN, UID_COLUMN]
+        cols = self.space.names + [o.name for o in [*self.objectives, *self._outcome_constraints()]] + [STATUS_COLUMN, UID_COLUMN]
         return pd.DataFrame(rows, columns=cols)
 
     def completed(self) -> list[Observation]:
         return [o for o in self._observations if o.status is Status.COMPLETED]
 
+    def _outcome_constraints(self) -> list[Any]:
+        """Measured quantities that must stay within bounds (:class:`~labflow.objectives.OutcomeConstraint`)."""
+        return list(getattr(self, "outcome_constraints", ()) or ())
+
     def best(self) -> Observation | None:
-        """The best completed observation of the first objective (None before any)."""
-        done = self.completed()
+        """The best completed observation of the first objective that satisfies the outcome constraints (None before any)."""
+        done = [o for o in self.completed() if all(c.satisfied(o.outcomes[c.name]) for c in self._outcome_constraints())]
         if not done:
             return None
         obj = self.objectives[0]
@@ -671,7 +675,7 @@ class Planner(ABC):
             raise ObservationError(exc.message, hint=exc.hint) from exc
         outcomes = dict(o.outcomes)
         if o.status is Status.COMPLETED:
-            for obj in self.objectives:
+            for obj in [*self.objectives, *self._outcome_constraints()]:
                 if obj.name not in outcomes:
                     raise ObservationError(f"observation {i} ({o.uid}): no value for objective {obj.name!r}")
                 v = outcomes[obj.name]

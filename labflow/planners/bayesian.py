@@ -46,7 +46,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -55,7 +55,7 @@ import torch
 from scipy.stats import qmc
 
 from labflow.errors import PlannerError, SpaceError
-from labflow.objectives import Objective
+from labflow.objectives import Objective, OutcomeConstraint
 from labflow.planners import _acquisition as acqf
 from labflow.planners import _models as models
 from labflow.planners.base import Planner
@@ -122,6 +122,12 @@ class BayesianPlanner(Planner):
         ``"standardize"`` (default), ``"rank"`` (normal scores) or ``"log"`` warps of the
         objective before the GP; ``"rbf"`` (default) or ``"matern52"``, both ARD with
         BoTorch's dimension-scaled priors.
+    outcome_constraints:
+        Measured quantities that must stay within bounds (:class:`~labflow.objectives.OutcomeConstraint`,
+        e.g. ``OutcomeConstraint("purity", ">=", 95, "percent")``), one objective only. Each gets its
+        own GP; the acquisition is then BoTorch's constrained ``qLogNoisyExpectedImprovement`` (the
+        improvement weighted by the modelled probability that every constraint holds), whatever
+        ``acquisition`` says. Observations must carry a column per constraint.
     ref_point:
         Several objectives: the reference point of the hypervolume, one value per objective
         in its own unit and direction. Default: each objective's ``threshold``, else inferred
@@ -154,8 +160,15 @@ class BayesianPlanner(Planner):
         initial_design: str = "rank",
         outcome_transform: str = "standardize",
         kernel: str = "rbf",
+        outcome_constraints: Sequence[OutcomeConstraint | Mapping[str, Any]] = (),
     ) -> None:
         super().__init__(space, objectives, seed)
+        self.outcome_constraints = [c if isinstance(c, OutcomeConstraint) else OutcomeConstraint(**c) for c in outcome_constraints]
+        if self.outcome_constraints and len(self.objectives) > 1:
+            raise ValueError("outcome constraints are supported with one objective (several: not yet)")
+        clash = {c.name for c in self.outcome_constraints} & (set(space.names) | {o.name for o in self.objectives})
+        if clash:
+            raise ValueError(f"outcome constraints name a parameter or objective: {sorted(clash)}")
         self.n_initial = max(1, int(n_initial)) if n_initial is not None else max(4, len(space) + 1)
         self.num_restarts = int(num_restarts)
         self.raw_samples = int(raw_samples)
@@ -209,6 +222,8 @@ class BayesianPlanner(Planner):
     def acquisition_name(self) -> str:
         if len(self.objectives) > 1:
             return "qLogNEHVI"
+        if getattr(self, "outcome_constraints", None):
+            return "qLogNEI(constrained)"
         return {"qlognei": "qLogNEI", "ucb": "qUCB", "ts": "Thompson", "pgood": "LogPGood"}[self._active]
 
     def _acquisition_for(self, pool: bool) -> str:
@@ -221,6 +236,8 @@ class BayesianPlanner(Planner):
         itself, which ``pgood`` does not refine (inside the good region every point is about
         equally likely good), so free proposals use noisy expected improvement.
         """
+        if getattr(self, "outcome_constraints", None):
+            return "qlognei"  # the constrained form (BoTorch's constraint handling)
         if self.acquisition == "auto":
             return "pgood" if pool else "qlognei"
         return self.acquisition
@@ -247,6 +264,7 @@ class BayesianPlanner(Planner):
             "ref_point": self.ref_point,
             "mixed": self.mixed,
             "max_enumerate": self.max_enumerate,
+            **({"outcome_constraints": [c.to_dict() for c in self.outcome_constraints]} if self.outcome_constraints else {}),
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -533,6 +551,10 @@ class BayesianPlanner(Planner):
             sets = {"objective": (X, Y)}
         else:  # one GP per objective: fitting them apart was 2-5x faster than one batched multi-output GP
             sets = {f"objective.{o.name}": (X, Y[:, j : j + 1]) for j, o in enumerate(self.objectives)}
+        if self.outcome_constraints:
+            done = self.completed()
+            for c in self.outcome_constraints:  # modelled as g(x) = -slack: the constraint holds where g <= 0
+                sets[f"constraint.{c.name}"] = (X, np.array([[-c.slack(o.outcomes[c.name])] for o in done], dtype=float))
         faults = [o for o in self._observations if o.status is not Status.COMPLETED and o.sample_fault]
         if self.feasibility and faults:
             X_fail = self.space.encode([o.params for o in faults])
@@ -611,6 +633,8 @@ class BayesianPlanner(Planner):
                     sampler=sampler,
                     X_pending=models.tensor(X_pending) if len(X_pending) else None,
                 )
+            elif len(self.objectives) == 1 and self.outcome_constraints:
+                acq = self._constrained_acquisition(fitted, X_train, X_pending, sampler)
             elif len(self.objectives) == 1:
                 acq = qLogNoisyExpectedImprovement(
                     model,
@@ -625,6 +649,25 @@ class BayesianPlanner(Planner):
         if "feasibility" in fitted:
             acq = acqf.FeasibilityWeighted(acq, fitted["feasibility"])
         return acq
+
+    def _constrained_acquisition(self, fitted: Mapping[str, Any], X_train: np.ndarray, X_pending: np.ndarray, sampler: Any) -> Any:
+        """qLogNEI of the objective under the outcome constraints: outputs (objective, g_1, ..., g_k), feasible where every g <= 0."""
+        from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+        from botorch.acquisition.objective import GenericMCObjective
+        from botorch.models import ModelListGP
+
+        model = ModelListGP(fitted["objective"], *[fitted[f"constraint.{c.name}"] for c in self.outcome_constraints])
+        k = len(self.outcome_constraints)
+        return qLogNoisyExpectedImprovement(
+            model,
+            X_baseline=models.tensor(X_train),
+            sampler=sampler,
+            objective=GenericMCObjective(lambda Z, X=None: Z[..., 0]),
+            constraints=[(lambda Z, i=i: Z[..., 1 + i]) for i in range(k)],
+            X_pending=models.tensor(X_pending) if len(X_pending) else None,
+            prune_baseline=True,
+            cache_root=False,
+        )
 
     def _hypervolume_acquisition(self, model: Any, X_train: np.ndarray, X_pending: np.ndarray, sampler: Any) -> Any:
         from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
