@@ -442,6 +442,18 @@ class Planner(ABC):
             f"<table><tr><th style='text-align:left'>space ({len(self.space)} parameters)</th></tr>{rows}{cons}</table></div>"
         )
 
+    def plot(self, kind: str = "slices") -> Any:
+        """A matplotlib Figure of the planner's data and model, drawn by the report's own figure functions.
+
+        ``kind``: ``"slices"`` (the model along each parameter through the best point, mean +-2 sd,
+        with the measured points), ``"predicted"`` (cross-validated prediction against measurement),
+        ``"progress"`` (best so far; every planner) or ``"map"`` (mean and sd over the two most
+        relevant continuous parameters). See :mod:`labflow.report.notebook`.
+        """
+        from labflow.report.notebook import planner_figure
+
+        return planner_figure(self, kind)
+
     def _constraint_descriptions(self) -> list[str]:
         return [c.describe() for c in self.space.constraints] + [c.describe() for c in getattr(self.space, "nonlinear", ())]
 

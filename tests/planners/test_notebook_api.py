@@ -173,3 +173,20 @@ def test_a_constraint_function_cannot_be_saved_and_says_why(tmp_path):
     with pytest.raises(PlannerError, match="a Python function is not data"):
         BayesianPlanner(space, YIELD).save(tmp_path / "p.json")
     assert not list(tmp_path.iterdir()) or all(not f.name.endswith(".json") for f in tmp_path.iterdir())
+
+
+def test_plots_reuse_the_reports_figures():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from labflow.report.notebook import PLOTS
+
+    p = planner()
+    p.observe(measure(library(10)))
+    for kind in PLOTS:
+        fig = p.plot(kind)
+        assert fig.axes, kind
+        labels = {ax.get_xlabel() for ax in fig.axes} | {ax.get_ylabel() for ax in fig.axes}
+        assert any("[degC]" in t or "[percent]" in t or "experiment number" in t for t in labels), (kind, labels)
+    with pytest.raises(PlannerError, match="no model to plot"):
+        SobolPlanner(SPACE, YIELD).plot("slices")
