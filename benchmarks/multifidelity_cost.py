@@ -17,8 +17,8 @@ what it spent ("> cost"), and the medians count it as infinite. "wins" counts th
 which the multi-fidelity arm reached the target for less than the other arm (a seed where
 both miss is no win).
 
-    .venv/bin/python benchmarks/multifidelity_cost.py --jobs 2       # 3 seeds: 7 min on 2 busy cores (load 8-10)
-    .venv/bin/python benchmarks/multifidelity_cost.py --seeds 5 --jobs 2
+    .venv/bin/python benchmarks/multifidelity_cost.py --seeds 10 --jobs 2 --mf-options '{"acquisition": "handover"}'
+    .venv/bin/python benchmarks/multifidelity_cost.py --seeds 10 --jobs 2 --arms multifidelity   # the recipe as shipped
 
 Results: ``benchmarks/results/multifidelity_cost.json`` and ``.md``.
 """

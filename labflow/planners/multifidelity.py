@@ -409,7 +409,7 @@ class MultiFidelityPlanner(BayesianPlanner):
         the target wins, however cheap the other is.
         """
         out: dict[str, float] = {}
-        with torch.no_grad():
+        with torch.no_grad(), acqf.quiet_optimizer():  # jitter on points measured more than once
             for f in self.fidelities:
                 pts = models.tensor(np.array([[*x, self._value[f.name]], [*x, 1.0]]))
                 joint = model.posterior(pts).distribution.covariance_matrix
