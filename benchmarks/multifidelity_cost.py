@@ -38,7 +38,7 @@ from _common import markdown_table, pin_threads, write_results  # noqa: E402
 pin_threads(1)
 
 import numpy as np  # noqa: E402
-from recipes_vs_sobol import cost_to_reach, load, run_campaign, single_fidelity_variant  # noqa: E402
+from recipes_vs_sobol import cost_to_reach, load, run_campaign, single_fidelity_variant, sobol_variant  # noqa: E402
 
 
 def cell(arm: str, seed: int, target: float, cost: float, options: str = "{}") -> dict[str, Any]:
@@ -53,8 +53,11 @@ def cell(arm: str, seed: int, target: float, cost: float, options: str = "{}") -
         planner["options"] = {**planner["options"], **json.loads(options)}
         recipe = recipe.replace(budget=budget, planner=planner)
         fp = "fidelity"
-    else:
-        recipe = single_fidelity_variant(recipe, kind="bayesian" if arm == "single-fidelity" else "sobol").replace(budget=budget)
+    elif arm == "single-fidelity":
+        recipe = single_fidelity_variant(recipe).replace(budget=budget)
+        fp = None
+    else:  # a Sobol design of experiments at the target fidelity
+        recipe = sobol_variant(recipe).replace(budget=budget)
         fp = None
     exp = run_campaign(recipe)
     spent = float(np.nansum(exp["cost"].to_numpy(dtype=float)))
@@ -78,7 +81,7 @@ def main() -> None:
     ap.add_argument("--mf-options", default="{}", help='JSON merged into the multi-fidelity planner options, e.g. \'{"fixed_cost": 4}\'')
     args = ap.parse_args()
     arms = args.arms.split(",")
-    cells = [(arm, s, args.target, args.cost, args.mf_options) for s in range(args.seeds) for arm in arms]
+    cells = [(arm, s, args.target, args.cost, args.mf_options) for arm in arms for s in range(args.seeds)]  # the longest first
     t0 = time.perf_counter()
     if args.jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
