@@ -7,7 +7,7 @@ campaign loop (:mod:`labflow.campaign`) on an executor (threads, Prefect, virtua
 """
 
 from labflow.errors import LabflowError, RecipeError
-from labflow.objectives import Objective
+from labflow.objectives import Objective, OutcomeConstraint
 from labflow.records import Candidate, Observation, Status
 from labflow.space import Categorical, Integer, Real, Space
 from labflow.units import Quantity, ureg
@@ -15,6 +15,7 @@ from labflow.units import Quantity, ureg
 __version__ = "0.1.0"
 
 __all__ = [
+    "OutcomeConstraint",
     "Space",
     "Real",
     "Integer",

@@ -351,6 +351,7 @@ def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *,
             route_parameter=recipe.fidelity_parameter,
             costs=recipe.fidelity_costs(),
             people=_people(recipe, journal, planner, lab),
+            cost_budget=recipe.cost_budget,
         )
         try:
             try:

@@ -45,3 +45,42 @@ class Objective:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "direction": self.direction, "unit": self.unit, "threshold": self.threshold}
+
+
+@dataclass(frozen=True)
+class OutcomeConstraint:
+    """A measured quantity that must stay on one side of a bound: ``purity >= 95 percent``.
+
+    It is measured with every experiment (a column of the observations, like an objective) but
+    not optimized: the Bayesian planner models it with its own GP and weighs each candidate by
+    the probability that it holds (BoTorch's constrained noisy expected improvement), and
+    ``best()`` counts only results that satisfy it.
+    """
+
+    name: str
+    op: Literal["<=", ">="]
+    bound: float
+    unit: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise SpaceError(f"outcome constraint name {self.name!r} is not a valid identifier")
+        if self.op not in ("<=", ">="):
+            raise SpaceError(f"outcome constraint {self.name}: op must be '<=' or '>=', got {self.op!r}")
+        parse_unit(self.unit)
+        if not math.isfinite(float(self.bound)):
+            raise SpaceError(f"outcome constraint {self.name}: bound must be finite, got {self.bound}")
+        object.__setattr__(self, "bound", float(self.bound))
+
+    def slack(self, value: float) -> float:
+        """How far inside the bound a value is (negative: violated), in the constraint's unit."""
+        return self.bound - value if self.op == "<=" else value - self.bound
+
+    def satisfied(self, value: float) -> bool:
+        return self.slack(value) >= 0
+
+    def describe(self) -> str:
+        return f"{self.name} {self.op} {self.bound:g}{(' ' + self.unit) if self.unit else ''}"
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "op": self.op, "bound": self.bound, "unit": self.unit}

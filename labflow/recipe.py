@@ -322,18 +322,46 @@ class SumConstraintSpec(_Model):
     _v_total = field_validator("total")(_check_quantity)
 
 
+class ExpressionConstraintSpec(_Model):
+    """A nonlinear constraint written as a comparison of expressions over the parameters (declared units).
+
+    Example: ``expression: "dopant_fraction * sqrt(temperature / 100) <= 1.2"``. Parsed with
+    :mod:`ast` and checked against the parameter names and the allowed math functions
+    (:data:`labflow.space.MATH_FUNCTIONS`); never evaluated as Python.
+    """
+
+    type: Literal["expression"] = "expression"
+    expression: str = Field(min_length=1, max_length=1000, description="e.g. 'a * b <= 0.2'")
+    name: str | None = None
+
+
+class NChooseKSpec(_Model):
+    """At most ``max_nonzero`` (at least ``min_nonzero``) of the named parameters differ from zero."""
+
+    type: Literal["nchoosek"]
+    parameters: list[str] = Field(min_length=2)
+    max_nonzero: int = Field(ge=0)
+    min_nonzero: int = Field(0, ge=0)
+
+
 def _constraint_type(v: Any) -> str:
     if isinstance(v, Mapping):
-        return v.get("type") or ("sum" if "parameters" in v else "linear")
+        return v.get("type") or ("expression" if "expression" in v else "sum" if "parameters" in v else "linear")
     return getattr(v, "type", "linear")
 
 
 ConstraintSpec = Annotated[
-    Union[Annotated[LinearConstraintSpec, Tag("linear")], Annotated[SumConstraintSpec, Tag("sum")]],
+    Union[
+        Annotated[LinearConstraintSpec, Tag("linear")],
+        Annotated[SumConstraintSpec, Tag("sum")],
+        Annotated[ExpressionConstraintSpec, Tag("expression")],
+        Annotated[NChooseKSpec, Tag("nchoosek")],
+    ],
     Discriminator(
         _constraint_type,
         custom_error_type="constraint_type",
-        custom_error_message="unknown constraint type; expected 'linear' (terms, op, rhs) or 'sum' (parameters, total)",
+        custom_error_message="unknown constraint type; expected 'linear' (terms, op, rhs), 'sum' (parameters, total), "
+        "'expression' (expression) or 'nchoosek' (parameters, max_nonzero)",
     ),
 ]
 
@@ -429,6 +457,26 @@ class ApprovalSpec(_Model):
         return int(self.mode["first"]) if isinstance(self.mode, dict) else None
 
 
+class BudgetSpec(_Model):
+    """How much a campaign may spend: a number of experiments, a total cost (the fidelities' unit), or both.
+
+    ``budget: 40`` is ``budget: {experiments: 40}``. With ``cost``, no experiment starts that
+    would take the cost of the finished and running experiments past it; the campaign ends
+    when nothing more fits. A recipe with only ``cost`` may run up to 100,000 experiments.
+    """
+
+    experiments: int | None = Field(None, ge=1, le=100_000, description="number of experiments to run")
+    cost: QuantityText | None = Field(None, description="total cost, in the unit of the fidelities' costs")
+
+    _v_cost = field_validator("cost")(lambda v: v if v is None else _check_quantity(v))
+
+    @model_validator(mode="after")
+    def _something(self) -> BudgetSpec:
+        if self.experiments is None and self.cost is None:
+            raise ValueError("give experiments, cost, or both")
+        return self
+
+
 class RecipeSpec(_Model):
     """The whole recipe as written in YAML."""
 
@@ -438,10 +486,13 @@ class RecipeSpec(_Model):
     parameters: list[ParameterSpec] = Field(min_length=1)
     objectives: list[ObjectiveSpec] = Field(min_length=1)
     planner: PlannerSpec = Field(default_factory=PlannerSpec)
-    budget: int = Field(ge=1, le=100_000, description="number of experiments to run")
+    budget: Annotated[
+        Union[Annotated[Annotated[int, Field(ge=1, le=100_000)], Tag("count")], Annotated[BudgetSpec, Tag("budget_spec")]],
+        Discriminator(lambda v: "budget_spec" if isinstance(v, (Mapping, BudgetSpec)) else "count"),
+    ] = Field(description="number of experiments to run, or {experiments: N, cost: C} (cost in the fidelities' unit)")
     seed: int = Field(0, ge=0)
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
-    constraints: list[ConstraintSpec] = Field(default_factory=list, description="linear and sum-to-total constraints on real parameters")
+    constraints: list[ConstraintSpec] = Field(default_factory=list, description="linear, sum-to-total, expression (nonlinear) and nchoosek constraints")
     fidelities: list[FidelitySpec] = Field(default_factory=list, description="fidelities: stations and cost of each (two or more: planner kind multifidelity)")
     prior_data: list[Union[str, PriorDataSpec]] = Field(
         default_factory=list, description="earlier measurements to start from: CSV files or provenance files (.h5), relative to the recipe"
@@ -502,6 +553,13 @@ def build_constraints(spec: RecipeSpec) -> tuple[list[Constraint], list[Problem]
     problems: list[Problem] = []
     for i, c in enumerate(spec.constraints):
         where = f"constraints.{i}"
+        if isinstance(c, (ExpressionConstraintSpec, NChooseKSpec)):
+            con_nl, problem = _nonlinear_constraint(c, params, where)
+            if problem is not None:
+                problems.append(problem)
+            else:
+                out.append(con_nl)  # type: ignore[arg-type]
+            continue
         linear = isinstance(c, LinearConstraintSpec)
         names = list(c.terms) if linear else list(c.parameters)
         field = "terms" if linear else "parameters"
@@ -570,10 +628,44 @@ def build_constraints(spec: RecipeSpec) -> tuple[list[Constraint], list[Problem]
     return out, problems
 
 
+def _nonlinear_constraint(c: Any, params: Mapping[str, Any], where: str) -> tuple[Any, Problem | None]:
+    """An expression or NChooseK constraint of the recipe, or the problem with it (naming the field and value)."""
+    from labflow.space import NChooseK, NonlinearConstraint, parse_expression
+
+    if isinstance(c, ExpressionConstraintSpec):
+        numeric = [n for n, p in params.items() if not isinstance(p, CategoricalSpec)]
+        try:
+            parse_expression(c.expression, numeric)
+            return NonlinearConstraint(c.expression, name=c.name), None
+        except SpaceError as exc:
+            return None, Problem(f"{where}.expression", f"{exc.message}" + (f"; {exc.hint}" if exc.hint else ""))
+    for n in c.parameters:
+        p = params.get(n)
+        if p is None:
+            return None, Problem(f"{where}.parameters", f"no parameter {n!r}; the parameters are {list(params)}")
+        if not isinstance(p, RealSpec) or p.log or _bound(p.low, p.resolved_unit(), "low") != 0:
+            return None, Problem(f"{where}.parameters", f"{n} must be a real, linear-scale parameter with low 0 (zero means 'not used')")
+    try:
+        return NChooseK(tuple(c.parameters), c.max_nonzero, c.min_nonzero), None
+    except SpaceError as exc:
+        return None, Problem(where, exc.message)
+
+
 def _semantic_problems(spec: RecipeSpec) -> list[Problem]:
     """What the schema cannot see: constraints that name the wrong parameters or cannot be met,
     fidelities that do not fit the planner."""
     _, problems = build_constraints(spec)
+    if isinstance(spec.budget, BudgetSpec) and spec.budget.cost is not None:
+        if not spec.fidelities:
+            problems.append(Problem("budget.cost", "a cost budget needs the fidelities' costs (fidelities: [{name, cost, stations}])"))
+        else:
+            unit = next((_cost_unit_text(f.cost) for f in spec.fidelities if _has_unit(f.cost)), "")
+            try:
+                v = convert(spec.budget.cost, unit) if _has_unit(spec.budget.cost) else float(convert(spec.budget.cost, ""))
+                if not (math.isfinite(v) and v > 0):
+                    problems.append(Problem("budget.cost", f"a cost budget must be a positive number, got {spec.budget.cost!r}"))
+            except UnitError as exc:
+                problems.append(Problem("budget.cost", f"{exc.message} (the fidelities' costs are in {unit or 'plain numbers'})"))
     names = [p.name for p in spec.parameters] + [o.name for o in spec.objectives]
     fids = spec.fidelities
     if fids:
@@ -654,7 +746,19 @@ class Recipe:
 
     @property
     def budget(self) -> int:
-        return self.spec.budget
+        """The number of experiments to run (100,000 when the budget is a cost only)."""
+        b = self.spec.budget
+        if isinstance(b, int):
+            return b
+        return b.experiments if b.experiments is not None else 100_000
+
+    @property
+    def cost_budget(self) -> float | None:
+        """The total cost the campaign may spend, in :attr:`cost_unit` (None: no cost budget)."""
+        b = self.spec.budget
+        if isinstance(b, int) or b.cost is None:
+            return None
+        return convert(b.cost, self.cost_unit) if _has_unit(b.cost) else float(convert(b.cost, ""))
 
     @property
     def seed(self) -> int:
@@ -725,6 +829,9 @@ class Recipe:
     def replace(self, **changes: Any) -> Recipe:
         """A new recipe with top-level fields changed (e.g. ``budget``, ``seed``), validated again."""
         data = {**self.to_dict(), **changes}
+        current = self.spec.budget
+        if isinstance(changes.get("budget"), int) and not isinstance(current, int) and current.cost is not None:
+            data["budget"] = {"experiments": changes["budget"], "cost": current.cost}  # --budget N keeps the cost budget
         spec = _validate_spec(data, str(self.source or "<recipe>"))
         return Recipe(spec, source=self.source, text=self.text, lab_path=self.lab_path, lab_config=self.lab_config)
 
@@ -732,7 +839,7 @@ class Recipe:
 def _problems_from(exc: ValidationError) -> list[Problem]:
     out = []
     for err in exc.errors():
-        loc = [str(x) for x in err["loc"] if not (isinstance(x, str) and x in ("real", "integer", "categorical", "linear", "sum"))]
+        loc = [str(x) for x in err["loc"] if not (isinstance(x, str) and x in ("real", "integer", "categorical", "linear", "sum", "expression", "nchoosek", "count", "budget_spec"))]
         path = ".".join(loc)
         msg = err["msg"]
         if err["type"] == "extra_forbidden":

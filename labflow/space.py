@@ -290,6 +290,231 @@ def constraint_from_dict(d: Mapping[str, Any]) -> Constraint:
     return LinearConstraint(d["terms"], d.get("op", "<="), float(d.get("rhs", 0.0)))
 
 
+# -- constraints that are not linear: expressions, Python functions, NChooseK -------------------
+MATH_FUNCTIONS: dict[str, Any] = {
+    "sqrt": np.sqrt, "exp": np.exp, "log": np.log, "log10": np.log10, "log2": np.log2,
+    "sin": np.sin, "cos": np.cos, "tan": np.tan, "tanh": np.tanh, "arctan": np.arctan,
+    "abs": np.abs, "min": np.minimum, "max": np.maximum, "pow": np.power,
+}
+"""The functions a constraint expression may call (element-wise, numpy)."""
+MATH_CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
+"""The names a constraint expression may use besides the parameters."""
+
+_COMPARISONS = {"Lt": "<=", "LtE": "<=", "Gt": ">=", "GtE": ">="}
+_BINARY = {"Add": np.add, "Sub": np.subtract, "Mult": np.multiply, "Div": np.divide, "Pow": np.power}
+
+
+def parse_expression(text: str, names: Iterable[str] | None = None) -> tuple[Any, Any, str, list[str]]:
+    """Parse ``"<expression> <= <expression>"`` (or ``>=``, ``<``, ``>``) with :mod:`ast`, never ``eval``.
+
+    Allowed: numbers, the parameter ``names``, the constants of :data:`MATH_CONSTANTS`, ``+ - * / **``,
+    unary minus, and calls of :data:`MATH_FUNCTIONS` with positional arguments. Anything else
+    (attributes, subscripts, lambdas, other names or functions, strings) is refused with a
+    :class:`~labflow.errors.SpaceError` that names it. Returns (left tree, right tree, operator,
+    parameter names used).
+    """
+    import ast
+
+    if not isinstance(text, str):
+        raise SpaceError(f"a constraint expression must be text, got {type(text).__name__}: {text!r}")
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError as exc:
+        raise SpaceError(f"constraint {text!r} is not a valid expression: {exc.msg}",
+                         hint="write e.g. 'zn * sn <= 0.2' or 'sqrt(a**2 + b**2) <= 1'") from None
+    if not isinstance(tree, ast.Compare) or len(tree.ops) != 1 or type(tree.ops[0]).__name__ not in _COMPARISONS:
+        raise SpaceError(f"constraint {text!r} must be one comparison with <=, >=, < or >", hint="e.g. 'zn * sn <= 0.2'")
+    allowed = None if names is None else set(names)
+    used: list[str] = []
+
+    def check(node: Any) -> None:
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+                raise SpaceError(f"constraint {text!r}: {node.value!r} is not a number")
+        elif isinstance(node, ast.Name):
+            if node.id in MATH_CONSTANTS:
+                return
+            if allowed is not None and node.id not in allowed:
+                raise SpaceError(f"constraint {text!r}: unknown name {node.id!r}",
+                                 hint=f"use the parameters {sorted(allowed)} and the constants {sorted(MATH_CONSTANTS)}")
+            used.append(node.id)
+        elif isinstance(node, ast.BinOp) and type(node.op).__name__ in _BINARY:
+            check(node.left)
+            check(node.right)
+        elif isinstance(node, ast.UnaryOp) and type(node.op).__name__ in ("USub", "UAdd"):
+            check(node.operand)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in MATH_FUNCTIONS and not node.keywords:
+            for a in node.args:
+                check(a)
+        elif isinstance(node, ast.Call):
+            what = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
+            raise SpaceError(f"constraint {text!r}: {what!r} is not an allowed function",
+                             hint=f"allowed functions: {sorted(MATH_FUNCTIONS)} (positional arguments only)")
+        else:
+            raise SpaceError(f"constraint {text!r}: {ast.unparse(node)!r} ({type(node).__name__}) is not allowed",
+                             hint="use numbers, parameter names, + - * / **, and the allowed functions")
+
+    check(tree.left)
+    check(tree.comparators[0])
+    return tree.left, tree.comparators[0], _COMPARISONS[type(tree.ops[0]).__name__], sorted(set(used))
+
+
+def _evaluate(node: Any, values: Mapping[str, Any]) -> Any:
+    """The value of a checked expression tree for ``values`` (numbers or numpy arrays)."""
+    import ast
+
+    if isinstance(node, ast.Constant):
+        return float(node.value)
+    if isinstance(node, ast.Name):
+        return MATH_CONSTANTS[node.id] if node.id in MATH_CONSTANTS else np.asarray(values[node.id], dtype=float)
+    if isinstance(node, ast.BinOp):
+        return _BINARY[type(node.op).__name__](_evaluate(node.left, values), _evaluate(node.right, values))
+    if isinstance(node, ast.UnaryOp):
+        v = _evaluate(node.operand, values)
+        return -v if type(node.op).__name__ == "USub" else v
+    if isinstance(node, ast.Call):
+        return MATH_FUNCTIONS[node.func.id](*[_evaluate(a, values) for a in node.args])
+    raise SpaceError(f"unexpected expression node {type(node).__name__}")  # parse_expression refuses these first
+
+
+class NonlinearConstraint:
+    """A constraint that is not linear: ``<expression> <= <expression>`` over parameters, or a Python function.
+
+    As text (what recipes use, parsed by :func:`parse_expression`, never ``eval``)::
+
+        NonlinearConstraint("zn * sn <= 0.2")
+        NonlinearConstraint("sqrt(temperature / 300) + dopant_fraction <= 1.5", name="solubility")
+
+    As a function of a point (a mapping of values in declared units) with an operator and a bound::
+
+        NonlinearConstraint(lambda p: solubility(p["salt"], p["temperature"]), ">=", 0.0, name="dissolves")
+
+    A point satisfies it when the violation is at most ``CONSTRAINT_TOL`` times ``max(1, |rhs|)``.
+    A function cannot be written to a file: save planners whose constraints are expressions.
+    """
+
+    def __init__(self, constraint: str | Any, op: Op | None = None, rhs: float | None = None, name: str | None = None) -> None:
+        self.expression: str | None = None
+        self.function: Any = None
+        if isinstance(constraint, str):
+            if op is not None or rhs is not None:
+                raise SpaceError(f"constraint {constraint!r}: an expression carries its own comparison; drop op and rhs")
+            self._left, self._right, self.op, self.names = parse_expression(constraint)
+            self.expression = constraint.strip()
+            self.rhs = 0.0
+        elif callable(constraint):
+            if op not in ("<=", ">="):
+                raise SpaceError(f"a constraint function needs op '<=' or '>=', got {op!r}")
+            if rhs is None or not math.isfinite(float(rhs)):
+                raise SpaceError(f"a constraint function needs a finite rhs, got {rhs!r}")
+            self.function, self.op, self.rhs, self.names = constraint, op, float(rhs), []
+        else:
+            raise SpaceError(f"a nonlinear constraint is an expression (text) or a function, got {type(constraint).__name__}")
+        self.name = name or self.expression or getattr(constraint, "__name__", "constraint")
+
+    def check_names(self, space: Space) -> None:
+        for n in self.names:
+            if n not in space:
+                raise SpaceError(f"constraint {self.describe()!r}: unknown parameter {n!r}", hint=f"parameters are {space.names}")
+            if isinstance(space[n], Categorical):
+                raise SpaceError(f"constraint {self.describe()!r}: {n} is categorical; expressions take numeric parameters")
+
+    def slack(self, frame: pd.DataFrame) -> np.ndarray:
+        """How far inside the constraint each point is (negative: violated), in the constraint's own scale."""
+        if self.function is not None:
+            lhs = np.array([float(self.function(row)) for row in frame.to_dict("records")], dtype=float)
+            diff = lhs - self.rhs
+        else:
+            values = {n: frame[n].to_numpy(dtype=float) for n in self.names}
+            with np.errstate(all="ignore"):
+                diff = np.broadcast_to(np.asarray(_evaluate(self._left, values) - _evaluate(self._right, values), dtype=float), (len(frame),))
+        diff = np.where(np.isfinite(diff), diff, np.inf if self.op == "<=" else -np.inf)
+        return -diff if self.op == "<=" else diff
+
+    def satisfied(self, frame: pd.DataFrame, tol: float = CONSTRAINT_TOL) -> np.ndarray:
+        return self.slack(frame) >= -tol * max(1.0, abs(self.rhs))
+
+    def describe(self) -> str:
+        return self.expression if self.expression is not None else f"{self.name}(point) {self.op} {self.rhs:g}"
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.function is not None:
+            return {"type": "function", "name": self.name, "function": self.function, "op": self.op, "rhs": self.rhs}
+        return {"type": "expression", "expression": self.expression, **({"name": self.name} if self.name != self.expression else {})}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NonlinearConstraint) and (self.expression, self.function, self.op, self.rhs) == (
+            other.expression, other.function, other.op, other.rhs)
+
+    def __hash__(self) -> int:
+        return hash((self.expression, id(self.function), self.op, self.rhs))
+
+    def __repr__(self) -> str:
+        return f"NonlinearConstraint({self.describe()!r})"
+
+
+@dataclass(frozen=True)
+class NChooseK:
+    """At most ``max_nonzero`` (and at least ``min_nonzero``) of the named parameters differ from zero.
+
+    For formulations: "at most 3 of these 8 additives". Each named parameter must be real with
+    a lower bound of 0 (zero is "left out"). Sampling and repair choose which ones are used.
+    """
+
+    names: tuple[str, ...]
+    max_nonzero: int
+    min_nonzero: int = 0
+
+    def __post_init__(self) -> None:
+        names = tuple(str(n) for n in self.names)
+        object.__setattr__(self, "names", names)
+        if len(names) < 2 or len(set(names)) != len(names):
+            raise SpaceError(f"NChooseK needs two or more distinct parameters, got {list(names)}")
+        if not 0 <= self.min_nonzero <= self.max_nonzero < len(names):
+            raise SpaceError(f"NChooseK over {list(names)}: need 0 <= min_nonzero <= max_nonzero < {len(names)}, "
+                             f"got {self.min_nonzero} and {self.max_nonzero}")
+
+    op = "<="
+    rhs = 0.0
+
+    def check_names(self, space: Space) -> None:
+        for n in self.names:
+            if n not in space:
+                raise SpaceError(f"NChooseK: unknown parameter {n!r}", hint=f"parameters are {space.names}")
+            p = space[n]
+            if not isinstance(p, Real) or p.log or p.low != 0:
+                raise SpaceError(f"NChooseK: {n} must be a real, linear-scale parameter with low = 0 (zero means 'not used')")
+
+    def count(self, frame: pd.DataFrame) -> np.ndarray:
+        return (np.abs(frame[list(self.names)].to_numpy(dtype=float)) > NCHOOSEK_ZERO).sum(axis=1)
+
+    def satisfied(self, frame: pd.DataFrame, tol: float = CONSTRAINT_TOL) -> np.ndarray:
+        c = self.count(frame)
+        return (c <= self.max_nonzero) & (c >= self.min_nonzero)
+
+    def describe(self) -> str:
+        lo = f"{self.min_nonzero} to " if self.min_nonzero else "at most "
+        return f"{lo}{self.max_nonzero} of {', '.join(self.names)} non-zero"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "nchoosek", "names": list(self.names), "max_nonzero": self.max_nonzero, "min_nonzero": self.min_nonzero}
+
+
+NCHOOSEK_ZERO = 1e-9
+"""A value counts as zero for :class:`NChooseK` when its magnitude is at most this."""
+
+
+def nonlinear_from_dict(d: Mapping[str, Any]) -> NonlinearConstraint | NChooseK:
+    """Inverse of ``to_dict()`` of a :class:`NonlinearConstraint` (expression) or :class:`NChooseK`."""
+    if d.get("type") == "nchoosek":
+        return NChooseK(tuple(d["names"]), int(d["max_nonzero"]), int(d.get("min_nonzero", 0)))
+    if d.get("type") == "function":
+        raise SpaceError(f"constraint {d.get('name')!r} was a Python function, which cannot be restored from a file",
+                         hint="write it as an expression to save and load it")
+    return NonlinearConstraint(str(d["expression"]), name=d.get("name"))
+
+
+
 class Space:
     """An ordered set of parameters, with encoding to and from the planner's unit cube.
 
@@ -312,8 +537,17 @@ class Space:
             start += p.width
         self._slices = slices
         self.dim = start
-        self.constraints: tuple[Constraint, ...] = tuple(constraints)
+        given = tuple(constraints)
+        self.constraints: tuple[Constraint, ...] = tuple(c for c in given if isinstance(c, (LinearConstraint, SumConstraint)))
+        self.nonlinear: tuple[NonlinearConstraint | NChooseK, ...] = tuple(c for c in given if isinstance(c, (NonlinearConstraint, NChooseK)))
+        unknown = [c for c in given if not isinstance(c, (LinearConstraint, SumConstraint, NonlinearConstraint, NChooseK))]
+        if unknown:
+            raise SpaceError(f"not a constraint: {unknown[0]!r}",
+                             hint="use LinearConstraint, SumConstraint, NonlinearConstraint or NChooseK")
+        for c in self.nonlinear:
+            c.check_names(self)
         self._polytope = _Polytope.build(self) if self.constraints else None
+        self._subset_polytopes: dict[tuple[int, ...], _Polytope | None] = {}
 
     # -- basic facts ------------------------------------------------------------
     @property
@@ -332,8 +566,13 @@ class Space:
     def __iter__(self):
         return iter(self.parameters)
 
+    def with_nonlinear(self, constraints: Iterable[NonlinearConstraint | NChooseK]) -> Space:
+        """This space with more nonlinear constraints (expressions, functions, NChooseK)."""
+        return Space(self.parameters, [*self.constraints, *self.nonlinear, *constraints])
+
     def __repr__(self) -> str:
-        cons = f", constraints=[{', '.join(c.describe() for c in self.constraints)}]" if self.constraints else ""
+        every = [*self.constraints, *self.nonlinear]
+        cons = f", constraints=[{', '.join(c.describe() for c in every)}]" if every else ""
         return "Space([" + ", ".join(p.describe() for p in self.parameters) + "]" + cons + ")"
 
     def __eq__(self, other: object) -> bool:
@@ -341,10 +580,11 @@ class Space:
             isinstance(other, Space)
             and self.parameters == other.parameters
             and tuple(c.as_linear() for c in self.constraints) == tuple(c.as_linear() for c in other.constraints)
+            and self.nonlinear == other.nonlinear
         )
 
     def __hash__(self) -> int:
-        return hash((self.parameters, self.constraints))
+        return hash((self.parameters, self.constraints, self.nonlinear))
 
     @property
     def is_continuous(self) -> bool:
@@ -457,10 +697,57 @@ class Space:
         from the feasible polytope by hit-and-run, so every point satisfies them.
         """
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        if not self.nonlinear:
+            return self.decode(self._sample_unit(n, rng))
+        # nonlinear constraints: draw (NChooseK picks its zeros per point), keep the feasible points
+        kept: list[np.ndarray] = []
+        have, drawn = 0, 0
+        while have < n:
+            U = self._sample_unit(max(2 * (n - have), 64), rng)
+            U = U[self.feasible_unit(U)]
+            drawn += 1
+            kept.append(U)
+            have += len(U)
+            if drawn >= 200 and have < n:
+                raise SpaceError(
+                    f"the constraints {[c.describe() for c in self.nonlinear]} leave almost no feasible point: "
+                    f"{have} of {n} found in {drawn} rounds of sampling",
+                    hint="check the constraints against the parameters' bounds",
+                )
+        return self.decode(np.vstack(kept)[:n])
+
+    def _sample_unit(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` unit-cube points satisfying the linear constraints; with NChooseK, each with its own zeros."""
         U = rng.random((n, self.dim))
         if self._polytope is not None:
             U[:, self._polytope.cols] = self._polytope.sample(n, rng)
-        return self.decode(U)
+        for c in [c for c in self.nonlinear if isinstance(c, NChooseK)]:
+            cols = [self._slices[m].start for m in c.names]
+            groups: dict[tuple[int, ...], list[int]] = {}
+            for i in range(n):
+                keep = rng.integers(c.min_nonzero, c.max_nonzero + 1)
+                groups.setdefault(tuple(sorted(rng.choice(cols, size=len(cols) - keep, replace=False).tolist())), []).append(i)
+            for zero, rows in groups.items():
+                U[rows] = self._with_zeros(U[rows], zero, rng)
+        return U
+
+    def _with_zeros(self, U: np.ndarray, zero_cols: tuple[int, ...], rng: np.random.Generator | None) -> np.ndarray:
+        """Rows with ``zero_cols`` at zero (their parameter's low bound), resampled or projected to meet the linear constraints."""
+        U = np.array(U, dtype=float)
+        U[:, list(zero_cols)] = 0.0
+        if self._polytope is None or not set(zero_cols) & set(self._polytope.cols.tolist()):
+            return U
+        key = tuple(sorted(zero_cols))
+        if key not in self._subset_polytopes:
+            try:
+                self._subset_polytopes[key] = _Polytope.build(self, zero_cols=key)
+            except SpaceError:
+                self._subset_polytopes[key] = None  # these zeros leave no feasible point
+        poly = self._subset_polytopes[key]
+        if poly is None:
+            return np.full_like(U, np.nan)
+        U[:, poly.cols] = poly.sample(len(U), rng) if rng is not None else poly.project(U[:, poly.cols])
+        return U
 
     def center(self) -> dict[str, Any]:
         """The centre of the space (first choice for categoricals; the feasible region's Chebyshev centre under constraints)."""
@@ -491,6 +778,10 @@ class Space:
                 bad = abs(v) if lin.op == "==" else (v if lin.op == "<=" else -v)
                 if bad > tol * scale:
                     ok[i] = False
+        if self.nonlinear and len(rows):
+            frame = pd.DataFrame(rows)
+            for nc in self.nonlinear:
+                ok &= nc.satisfied(frame, tol)
         return ok
 
     def violations(self, point: Mapping[str, Any], tol: float = CONSTRAINT_TOL) -> list[str]:
@@ -502,14 +793,23 @@ class Space:
             bad = abs(v) if lin.op == "==" else (v if lin.op == "<=" else -v)
             if bad > tol * self._constraint_scale(lin):
                 out.append(f"{c.describe()} (left-hand side {lin.lhs(point):g})")
+        frame = pd.DataFrame([dict(point)])
+        for nc in self.nonlinear:
+            if not nc.satisfied(frame, tol)[0]:
+                out.append(nc.describe())
         return out
 
     def feasible_unit(self, X: np.ndarray, tol: float = CONSTRAINT_TOL) -> np.ndarray:
         """Whether each unit-cube row satisfies every constraint (same tolerance as :meth:`feasible`)."""
         X = np.atleast_2d(np.asarray(X, dtype=float))
-        if self._polytope is None:
-            return np.ones(len(X), dtype=bool)
-        return self._polytope.contains(X[:, self._polytope.cols], tol)
+        ok = np.isfinite(X).all(axis=1)
+        if self._polytope is not None:
+            ok &= self._polytope.contains(np.nan_to_num(X[:, self._polytope.cols]), tol)
+        if self.nonlinear and len(X):
+            frame = self.decode(np.nan_to_num(X))
+            for nc in self.nonlinear:
+                ok &= nc.satisfied(frame, tol)
+        return ok
 
     def repair(self, X: np.ndarray) -> np.ndarray:
         """The nearest feasible point to each unit-cube row (rows already feasible are returned unchanged).
@@ -518,10 +818,46 @@ class Space:
         straight line towards the Chebyshev centre until it is feasible.
         """
         X = np.array(np.atleast_2d(np.asarray(X, dtype=float)))
-        if self._polytope is None:
+        if self._polytope is not None:
+            cols = self._polytope.cols
+            X[:, cols] = self._polytope.project(X[:, cols])
+        if self.nonlinear:
+            X = self._repair_nonlinear(X)
+        return X
+
+    def _repair_nonlinear(self, X: np.ndarray) -> np.ndarray:
+        """Rows breaking a nonlinear constraint move to a feasible point near them.
+
+        NChooseK first: the smallest values are set to zero. Then a row still infeasible goes to
+        the feasible point closest to it on the segment towards its nearest neighbour in a fixed,
+        seeded sample of the feasible space (bisection keeps the feasible end), so the result is
+        always feasible and deterministic.
+        """
+        for c in [c for c in self.nonlinear if isinstance(c, NChooseK)]:
+            cols = np.array([self._slices[m].start for m in c.names])
+            for i in np.flatnonzero(~c.satisfied(self.decode(X))):
+                order = cols[np.argsort(-X[i, cols], kind="stable")]
+                zero = tuple(sorted(order[max(c.max_nonzero, c.min_nonzero):].tolist()))
+                fixed = self._with_zeros(X[i : i + 1], zero, None)
+                if np.isfinite(fixed).all():
+                    X[i] = fixed[0]
+        bad = np.flatnonzero(~self.feasible_unit(X))
+        if not len(bad):
             return X
-        cols = self._polytope.cols
-        X[:, cols] = self._polytope.project(X[:, cols])
+        if not hasattr(self, "_feasible_reference"):
+            self._feasible_reference = self.encode(self.sample(256, seed=np.random.default_rng(20240611)))
+        ref = self._feasible_reference
+        for i in bad:
+            x = np.nan_to_num(X[i])
+            target = ref[int(np.argmin(((ref - x) ** 2).sum(axis=1)))]
+            lo, hi = 1.0, 0.0  # fraction of the way to target: 1 is feasible, 0 is not
+            for _ in range(30):
+                mid = 0.5 * (lo + hi)
+                if self.feasible_unit(self.snap((x + mid * (target - x))[None, :]))[0]:
+                    lo = mid
+                else:
+                    hi = mid
+            X[i] = self.snap((x + lo * (target - x))[None, :])[0]
         return X
 
     def unit_constraints(self) -> list[tuple[list[int], list[float], float, str]]:
@@ -641,8 +977,9 @@ class _Polytope:
         self._GN, self._hz = GN, h - G @ self.u0
 
     @classmethod
-    def build(cls, space: Space) -> _Polytope:
+    def build(cls, space: Space, zero_cols: tuple[int, ...] = ()) -> _Polytope:
         rows = [_unit_row(space, c.as_linear()) for c in space.constraints]
+        rows += [([j], [1.0], 0.0, "eq") for j in zero_cols if any(j in r[0] for r in rows)]
         cols = sorted({j for r in rows for j in r[0]})
         where = {j: i for i, j in enumerate(cols)}
         k = len(cols)
@@ -730,3 +1067,20 @@ class _Polytope:
 def _plain_value(v: Any) -> Any:
     """A numpy scalar as the Python value it holds (records and ledgers hold plain JSON types)."""
     return v.item() if isinstance(v, np.generic) else v
+
+
+def space_to_dict(space: Space) -> dict[str, Any]:
+    """A space with its constraints as plain JSON data (inverse: :func:`space_from_dict`)."""
+    out: dict[str, Any] = {"parameters": space.to_dict(), "constraints": space.constraints_to_dict()}
+    nonlinear = getattr(space, "nonlinear", ())
+    if nonlinear:
+        out["nonlinear"] = [c.to_dict() for c in nonlinear]
+    return out
+
+
+def space_from_dict(d: Mapping[str, Any]) -> Space:
+    """Inverse of :func:`space_to_dict`."""
+    space = Space.from_dict(d["parameters"], d.get("constraints", ()))
+    if d.get("nonlinear"):
+        space = space.with_nonlinear([nonlinear_from_dict(c) for c in d["nonlinear"]])
+    return space

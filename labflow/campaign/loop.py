@@ -73,6 +73,8 @@ class Campaign:
     routes, route_parameter, costs: fidelity routing (:class:`~labflow.campaign.routing.Routing`).
     people: approvals, operator experiments and annotations (:class:`~labflow.campaign.human.PeopleInTheLoop`);
         None: no one acts on the campaign while it runs.
+    cost_budget: the total cost (in the costs' unit) the campaign may spend: no experiment starts
+        whose cost would take the finished and running experiments past it (``stop_reason`` says so).
     """
 
     def __init__(
@@ -98,6 +100,7 @@ class Campaign:
         route_parameter: str | None = None,
         costs: Mapping[str, float] | None = None,
         people: PeopleInTheLoop | None = None,
+        cost_budget: float | None = None,
     ) -> None:
         if not runners:
             raise LabflowError("a campaign needs at least one station")
@@ -119,6 +122,8 @@ class Campaign:
         self.failures = FailureMemory(self.failure_budget.abandon_after)
         self.proposer = Proposer(planner, self.failures, choices)
         self.routing = Routing(routes, route_parameter, costs, [r.name for r in self.runners])
+        self.cost_budget = None if cost_budget is None else float(cost_budget)
+        self._committed: dict[str, float] = {}  # uid -> cost of an experiment in flight
         self.handle_signals = handle_signals
         self.snapshot_every = max(1, int(snapshot_every))
         self._next_snapshot = self.snapshot_every
@@ -232,6 +237,8 @@ class Campaign:
         if pick is None:  # nothing runnable, or every runnable candidate waits for a station of its kind
             return None
         candidate = runnable[pick[0]]
+        if self.cost_budget is not None and not self._affordable(candidate, self._free[pick[1]].name):
+            return None
         self.queue.remove(candidate)
         return candidate, self._free.pop(pick[1])
 
@@ -247,6 +254,17 @@ class Campaign:
                 return result
             if self._free and self.control.accepting and self.people.poll(force=True):
                 return None
+
+    def _affordable(self, candidate: Candidate, station: str) -> bool:
+        """Whether the cost budget still covers ``candidate`` after what finished and what is running."""
+        cost = self.routing.cost(self.routing.cost_key(candidate.params, station))
+        spent = sum(self.state.cost.values()) + sum(self._committed.values())
+        if math.isfinite(cost) and spent + cost > self.cost_budget * (1 + 1e-12):  # type: ignore[operator]
+            if not self.state.stop_reason:
+                self.state.stop_reason = f"cost budget {self.cost_budget:g} reached ({spent:g} spent or committed)"
+            return False
+        self._committed[candidate.uid] = cost if math.isfinite(cost) else 0.0
+        return True
 
     def _ask(self, n: int, pending: list[Candidate]) -> list[Candidate]:
         """Ask the planner (guarded) and record the suggestion before anything runs."""
@@ -288,6 +306,7 @@ class Campaign:
 
     def _station_is_free(self, result: ExperimentResult) -> None:
         runner = self._in_flight.pop(result.candidate.uid)
+        self._committed.pop(result.candidate.uid, None)  # its cost is counted in state.cost once recorded
         self.state.busy.pop(runner.name, None)
         self._free.append(runner)
         self._free.sort(key=self.runners.index)

@@ -46,15 +46,16 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 import torch
 from scipy.stats import qmc
 
-from labflow.errors import PlannerError
-from labflow.objectives import Objective
+from labflow.errors import PlannerError, SpaceError
+from labflow.objectives import Objective, OutcomeConstraint
 from labflow.planners import _acquisition as acqf
 from labflow.planners import _models as models
 from labflow.planners.base import Planner
@@ -121,6 +122,12 @@ class BayesianPlanner(Planner):
         ``"standardize"`` (default), ``"rank"`` (normal scores) or ``"log"`` warps of the
         objective before the GP; ``"rbf"`` (default) or ``"matern52"``, both ARD with
         BoTorch's dimension-scaled priors.
+    outcome_constraints:
+        Measured quantities that must stay within bounds (:class:`~labflow.objectives.OutcomeConstraint`,
+        e.g. ``OutcomeConstraint("purity", ">=", 95, "percent")``), one objective only. Each gets its
+        own GP; the acquisition is then BoTorch's constrained ``qLogNoisyExpectedImprovement`` (the
+        improvement weighted by the modelled probability that every constraint holds), whatever
+        ``acquisition`` says. Observations must carry a column per constraint.
     ref_point:
         Several objectives: the reference point of the hypervolume, one value per objective
         in its own unit and direction. Default: each objective's ``threshold``, else inferred
@@ -153,8 +160,15 @@ class BayesianPlanner(Planner):
         initial_design: str = "rank",
         outcome_transform: str = "standardize",
         kernel: str = "rbf",
+        outcome_constraints: Sequence[OutcomeConstraint | Mapping[str, Any]] = (),
     ) -> None:
         super().__init__(space, objectives, seed)
+        self.outcome_constraints = [c if isinstance(c, OutcomeConstraint) else OutcomeConstraint(**c) for c in outcome_constraints]
+        if self.outcome_constraints and len(self.objectives) > 1:
+            raise ValueError("outcome constraints are supported with one objective (several: not yet)")
+        clash = {c.name for c in self.outcome_constraints} & (set(space.names) | {o.name for o in self.objectives})
+        if clash:
+            raise ValueError(f"outcome constraints name a parameter or objective: {sorted(clash)}")
         self.n_initial = max(1, int(n_initial)) if n_initial is not None else max(4, len(space) + 1)
         self.num_restarts = int(num_restarts)
         self.raw_samples = int(raw_samples)
@@ -208,6 +222,8 @@ class BayesianPlanner(Planner):
     def acquisition_name(self) -> str:
         if len(self.objectives) > 1:
             return "qLogNEHVI"
+        if getattr(self, "outcome_constraints", None):
+            return "qLogNEI(constrained)"
         return {"qlognei": "qLogNEI", "ucb": "qUCB", "ts": "Thompson", "pgood": "LogPGood"}[self._active]
 
     def _acquisition_for(self, pool: bool) -> str:
@@ -220,6 +236,8 @@ class BayesianPlanner(Planner):
         itself, which ``pgood`` does not refine (inside the good region every point is about
         equally likely good), so free proposals use noisy expected improvement.
         """
+        if getattr(self, "outcome_constraints", None):
+            return "qlognei"  # the constrained form (BoTorch's constraint handling)
         if self.acquisition == "auto":
             return "pgood" if pool else "qlognei"
         return self.acquisition
@@ -246,6 +264,7 @@ class BayesianPlanner(Planner):
             "ref_point": self.ref_point,
             "mixed": self.mixed,
             "max_enumerate": self.max_enumerate,
+            **({"outcome_constraints": [c.to_dict() for c in self.outcome_constraints]} if self.outcome_constraints else {}),
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -272,6 +291,109 @@ class BayesianPlanner(Planner):
 
     def _on_new_observations(self) -> None:
         self._models = None
+
+    # -- what the model believes -------------------------------------------------------
+    def predict(self, points: pd.DataFrame) -> pd.DataFrame:
+        """The model's mean and standard deviation of each objective at ``points``, in the objective's unit.
+
+        ``points``: a DataFrame with a column per parameter in declared units (other columns are
+        ignored). Returns ``<objective>_mean`` and ``<objective>_sd`` columns with the index of
+        ``points``. The sd is that of the underlying function (without measurement noise). The
+        same GP the planner decides with, fitted to the completed observations; the report's
+        model view (``labflow.report.model``) shows the same numbers for a finished campaign.
+        """
+        if not isinstance(points, pd.DataFrame):
+            raise SpaceError(f"predict() takes a pandas DataFrame, got {type(points).__name__}")
+        X = self._encode_named(self._prediction_rows(points), "points")
+        mean, sd = self._predict_unit(X)
+        cols: dict[str, Any] = {}
+        for j, o in enumerate(self.objectives):
+            cols[f"{o.name}_mean"] = mean[:, j]
+            cols[f"{o.name}_sd"] = sd[:, j]
+        return pd.DataFrame(cols, index=points.index)
+
+    def _prediction_rows(self, points: pd.DataFrame) -> pd.DataFrame:
+        return points
+
+    def _objective_models(self) -> list[Any]:
+        """The fitted model of each objective, in objective order (fitting them if need be)."""
+        if len(self.completed()) < 2:
+            raise PlannerError(
+                f"the model needs at least two completed observations; the planner has {len(self.completed())}",
+                hint="observe() some results first",
+            )
+        if self.outcome_transform != "standardize":
+            raise PlannerError(
+                f"with outcome_transform={self.outcome_transform!r} the model predicts a warped objective, not values in its unit",
+                hint="use outcome_transform='standardize' (the default) to predict in the objective's unit",
+            )
+        fitted = self._fit()
+        if "objective" in fitted:
+            return [fitted["objective"]]
+        return [fitted[f"objective.{o.name}"] for o in self.objectives]
+
+    def _predict_unit(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and sd (``n x objectives``, objectives' units and directions) at unit-cube rows."""
+        Xm = models.tensor(self._model_input(X))
+        fitted = self._objective_models()  # fitting needs gradients: outside no_grad
+        means, sds = [], []
+        with torch.no_grad():
+            for model in fitted:
+                post = model.posterior(Xm)
+                means.append(post.mean.reshape(len(X), -1).numpy())
+                sds.append(post.variance.clamp_min(0.0).sqrt().reshape(len(X), -1).numpy())
+        signs = np.array([o.sign for o in self.objectives])
+        return np.hstack(means) * signs, np.hstack(sds)
+
+    def _predict_or_none(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        if len(self.completed()) < 2 or self.outcome_transform != "standardize":
+            return None
+        try:
+            return self._predict_unit(X)
+        except (RuntimeError, ValueError, FloatingPointError) as exc:  # a model that cannot be fitted predicts nothing
+            log.warning("no predictions for the suggestions: %s", _reason(exc))
+            return None
+
+    def _model_columns(self, name: str) -> list[int]:
+        """The model-input columns of parameter ``name``."""
+        sl = self.space.column_slice(name)
+        return list(range(sl.start, sl.stop))
+
+    def relevance(self, samples: int = 1024) -> pd.DataFrame:
+        """Which parameters matter: the model's length scales and a variance-based sensitivity analysis.
+
+        One row per parameter, sorted by the first objective's total index (most relevant first):
+
+        * ``lengthscale``: the GP's ARD length scale along the parameter in the unit cube (for a
+          categorical, the shortest of its one-hot columns): short = the objective changes fast along it;
+        * ``<objective>_first_order`` and ``<objective>_total``: Sobol indices of the model's mean over
+          the space -- the share of the predicted objective's variance due to the parameter alone, and
+          with all its interactions (Saltelli 2010 and Jansen estimators, ``samples`` base points drawn
+          from the space, seeded). Under constraints, points are drawn from the feasible space and
+          one parameter is swapped at a time, so the indices describe the model around it.
+        """
+        models_ = self._objective_models()
+        rng = np.random.default_rng([self.seed, self.n_observations, 17])
+        A = self.space.encode(self.space.sample(samples, seed=rng))
+        B = self.space.encode(self.space.sample(samples, seed=rng))
+        mean_A, _ = self._predict_unit(A)
+        mean_B, _ = self._predict_unit(B)
+        var = np.var(np.vstack([mean_A, mean_B]), axis=0)
+        var = np.where(var > 0, var, np.nan)
+        rows = []
+        for p in self.space.parameters:
+            cols = self.space.column_slice(p.name)
+            AB = A.copy()
+            AB[:, cols] = B[:, cols]
+            mean_AB, _ = self._predict_unit(AB)
+            row: dict[str, Any] = {"parameter": p.name, "lengthscale": _shortest_lengthscale(models_[0], self._model_columns(p.name))}
+            for j, o in enumerate(self.objectives):
+                row[f"{o.name}_first_order"] = float(np.mean(mean_B[:, j] * (mean_AB[:, j] - mean_A[:, j])) / var[j])
+                row[f"{o.name}_total"] = float(0.5 * np.mean((mean_A[:, j] - mean_AB[:, j]) ** 2) / var[j])
+            rows.append(row)
+        first = self.objectives[0].name
+        out = pd.DataFrame(rows).set_index("parameter")
+        return out.sort_values(f"{first}_total", ascending=False, kind="stable")
 
     # -- proposals ------------------------------------------------------------------
     def _propose(self, n: int, X_pending: np.ndarray) -> np.ndarray:
@@ -429,6 +551,10 @@ class BayesianPlanner(Planner):
             sets = {"objective": (X, Y)}
         else:  # one GP per objective: fitting them apart was 2-5x faster than one batched multi-output GP
             sets = {f"objective.{o.name}": (X, Y[:, j : j + 1]) for j, o in enumerate(self.objectives)}
+        if self.outcome_constraints:
+            done = self.completed()
+            for c in self.outcome_constraints:  # modelled as g(x) = -slack: the constraint holds where g <= 0
+                sets[f"constraint.{c.name}"] = (X, np.array([[-c.slack(o.outcomes[c.name])] for o in done], dtype=float))
         faults = [o for o in self._observations if o.status is not Status.COMPLETED and o.sample_fault]
         if self.feasibility and faults:
             X_fail = self.space.encode([o.params for o in faults])
@@ -507,6 +633,8 @@ class BayesianPlanner(Planner):
                     sampler=sampler,
                     X_pending=models.tensor(X_pending) if len(X_pending) else None,
                 )
+            elif len(self.objectives) == 1 and self.outcome_constraints:
+                acq = self._constrained_acquisition(fitted, X_train, X_pending, sampler)
             elif len(self.objectives) == 1:
                 acq = qLogNoisyExpectedImprovement(
                     model,
@@ -521,6 +649,25 @@ class BayesianPlanner(Planner):
         if "feasibility" in fitted:
             acq = acqf.FeasibilityWeighted(acq, fitted["feasibility"])
         return acq
+
+    def _constrained_acquisition(self, fitted: Mapping[str, Any], X_train: np.ndarray, X_pending: np.ndarray, sampler: Any) -> Any:
+        """qLogNEI of the objective under the outcome constraints: outputs (objective, g_1, ..., g_k), feasible where every g <= 0."""
+        from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+        from botorch.acquisition.objective import GenericMCObjective
+        from botorch.models import ModelListGP
+
+        model = ModelListGP(fitted["objective"], *[fitted[f"constraint.{c.name}"] for c in self.outcome_constraints])
+        k = len(self.outcome_constraints)
+        return qLogNoisyExpectedImprovement(
+            model,
+            X_baseline=models.tensor(X_train),
+            sampler=sampler,
+            objective=GenericMCObjective(lambda Z, X=None: Z[..., 0]),
+            constraints=[(lambda Z, i=i: Z[..., 1 + i]) for i in range(k)],
+            X_pending=models.tensor(X_pending) if len(X_pending) else None,
+            prune_baseline=True,
+            cache_root=False,
+        )
 
     def _hypervolume_acquisition(self, model: Any, X_train: np.ndarray, X_pending: np.ndarray, sampler: Any) -> Any:
         from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
@@ -541,6 +688,8 @@ class BayesianPlanner(Planner):
 
     def _optimize(self, acq: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Maximize the acquisition over the unit cube: ``n`` points and their acquisition values."""
+        if self.space.nonlinear:
+            return self._optimize_on_feasible_sample(acq, n)
         ineq, eq = self._unit_constraints()
         if ineq or eq:
             return self._optimize_constrained(acq, n, ineq, eq)
@@ -557,6 +706,34 @@ class BayesianPlanner(Planner):
             equality_constraints=eq,
             maxiter=self.maxiter,
         )
+
+    def _optimize_on_feasible_sample(self, acq: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Under nonlinear constraints (expressions, functions, NChooseK): the best of a seeded sample of feasible points.
+
+        ``4 * raw_samples`` points are drawn from the feasible space (NChooseK chooses each point's
+        zeros) and scored; a batch is picked greedily, each pick joining the pending points. No
+        gradient step follows (it could leave the feasible set of a constraint BoTorch cannot
+        differentiate, such as a Python function or a count of non-zeros): the resolution is
+        that of the sample, and every point is feasible by construction.
+        """
+        rng = np.random.default_rng([self.seed, self._asked, _SALT_OPT])
+        X = self.space.encode(self.space.sample(4 * self.raw_samples, seed=rng))
+        base_pending = acq.X_pending
+        picks: list[int] = []
+        values: list[float] = []
+        for _ in range(n):
+            s = acqf.score(acq, self._model_input(X))
+            s = np.where(np.isfinite(s), s, -np.inf)
+            s[picks] = -np.inf
+            j = int(np.argmax(s))
+            picks.append(j)
+            values.append(float(s[j]))
+            if len(picks) < n:
+                chosen = models.tensor(self._model_input(X[picks]))
+                acq.set_X_pending(torch.cat([base_pending, chosen]) if base_pending is not None else chosen)
+        if n > 1:
+            acq.set_X_pending(base_pending)
+        return X[picks], np.array(values)
 
     def _categorical_combinations(self) -> list[dict[int, float]]:
         """Every combination of categorical values, as fixed unit-cube columns (one-hot)."""
@@ -695,7 +872,7 @@ class BayesianPlanner(Planner):
     def _space_filling_pool(self, size: int, salt: int, salt2: int = 0) -> np.ndarray:
         """``size`` snapped, feasible points scattered over the space (seeded by the state)."""
         rng = np.random.default_rng([self.seed, self._asked, salt, salt2])
-        constrained = getattr(self.space, "constraints", ())
+        constrained = getattr(self.space, "constraints", ()) or getattr(self.space, "nonlinear", ())
         if constrained:
             raw = self.space.encode(self.space.sample(size, seed=rng))
         else:
@@ -703,7 +880,7 @@ class BayesianPlanner(Planner):
         return self._repair(self.space.snap(raw))
 
     def _initial_design(self, n: int, X_avoid: np.ndarray) -> np.ndarray:
-        if getattr(self.space, "constraints", ()):
+        if getattr(self.space, "constraints", ()) or getattr(self.space, "nonlinear", ()):
             X = self._space_filling_pool(max(64, 8 * n), _SALT_SOBOL)
             picks = _maximin(X, X_avoid, n, self.min_distance)
             return self._clean(X[picks], X_avoid, None)
@@ -764,6 +941,17 @@ def _choice(field: str, value: str, allowed: tuple[str, ...]) -> str:
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _shortest_lengthscale(model: Any, columns: list[int]) -> float:
+    """The shortest ARD length scale among ``columns`` of a fitted GP (NaN when it has none)."""
+    for _, module in model.named_modules():
+        ls = getattr(module, "lengthscale", None)
+        if ls is not None and hasattr(ls, "detach"):
+            arr = ls.detach().cpu().numpy().reshape(-1)
+            cols = [c for c in columns if c < len(arr)]
+            return float(arr[cols].min()) if cols else math.nan
+    return math.nan
 
 
 def _min_distance(X: np.ndarray, Y: np.ndarray) -> np.ndarray:

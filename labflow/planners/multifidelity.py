@@ -81,7 +81,10 @@ class MultiFidelityPlanner(BayesianPlanner):
         Cost added to every experiment (set-up time), which makes cheap fidelities relatively less cheap.
     acquisition:
         ``"cwei"`` (default): cost-weighted log expected improvement, cheap, scores pools;
-        ``"kg"``: the multi-fidelity knowledge gradient (several times slower; see the decision record).
+        ``"kg"``: the multi-fidelity knowledge gradient (several times slower; see the decision record);
+        ``"handover"``: *where* by noisy expected improvement at the target fidelity, *which fidelity*
+        by how much a measurement there would tell about the target per unit cost (decision 0009):
+        the cheap fidelity while it still has something to say at that point, then the target.
     num_fantasies:
         Fantasies of the knowledge gradient (more: smoother, slower).
     **kwargs:
@@ -119,8 +122,9 @@ class MultiFidelityPlanner(BayesianPlanner):
         self.fidelities = by_cost
         self.fidelity_parameter = fidelity_parameter
         self.fixed_cost = float(fixed_cost)
-        if acquisition not in ("cwei", "kg"):
-            raise ValueError(f"acquisition must be 'cwei' (cost-weighted improvement) or 'kg' (knowledge gradient), got {acquisition!r}")
+        if acquisition not in ("cwei", "kg", "handover"):
+            raise ValueError("acquisition must be 'cwei' (cost-weighted improvement), 'kg' (knowledge gradient) or "
+                             f"'handover' (where by improvement at the target, which fidelity by information per cost), got {acquisition!r}")
         self.num_fantasies = int(num_fantasies)
         # positions on the model's fidelity axis: target at 1, others evenly spaced by cost
         others = [f for f in by_cost if f.name != self.target]
@@ -128,7 +132,7 @@ class MultiFidelityPlanner(BayesianPlanner):
         for i, f in enumerate(others):
             self._value[f.name] = float(f.value) if f.value is not None else i / len(others)
         self.design_space = space
-        full = Space([*space.parameters, Categorical(fidelity_parameter, tuple(f.name for f in by_cost))], space.constraints)
+        full = Space([*space.parameters, Categorical(fidelity_parameter, tuple(f.name for f in by_cost))], [*space.constraints, *space.nonlinear])
         kwargs.setdefault("feasibility", False)
         if acquisition == "kg":  # the knowledge gradient is costly to evaluate: a lighter search
             kwargs.setdefault("num_restarts", 2)
@@ -144,7 +148,7 @@ class MultiFidelityPlanner(BayesianPlanner):
     # -- configuration ----------------------------------------------------------------
     @property
     def acquisition_name(self) -> str:
-        return "qMFKG" if self.acquisition == "kg" else "CostWeightedLogEI"
+        return {"kg": "qMFKG", "handover": "TargetLogEI+InfoPerCost"}.get(self.acquisition, "CostWeightedLogEI")
 
     def settings(self) -> dict[str, Any]:
         out = super().settings()
@@ -194,6 +198,28 @@ class MultiFidelityPlanner(BayesianPlanner):
         row.pop(self.fidelity_parameter)
         return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
 
+    # -- notebooks and files ------------------------------------------------------------------
+    def _build_space(self) -> Space:
+        return self.design_space
+
+    def _candidate_rows(self, candidates: pd.DataFrame) -> pd.DataFrame:
+        """A library without a fidelity column is offered at every fidelity (each row once per fidelity, index kept)."""
+        if self.fidelity_parameter in candidates.columns:
+            return candidates
+        k = len(self.fidelities)
+        out = candidates.iloc[np.repeat(np.arange(len(candidates)), k)].copy()
+        out[self.fidelity_parameter] = [f.name for f in self.fidelities] * len(candidates)
+        return out
+
+    def _prediction_rows(self, points: pd.DataFrame) -> pd.DataFrame:
+        """Predictions are at the target fidelity unless ``points`` say otherwise."""
+        if self.fidelity_parameter in points.columns:
+            return points
+        return points.assign(**{self.fidelity_parameter: self.target})
+
+    def _model_columns(self, name: str) -> list[int]:
+        return [self._d0] if name == self.fidelity_parameter else super()._model_columns(name)
+
     # -- pool mode: choices without a fidelity column are offered at every fidelity ---------
     def ask(self, n: int = 1, pending: Sequence[Candidate] = (), choices: pd.DataFrame | None = None) -> list[Candidate]:
         if choices is not None and self.fidelity_parameter not in choices.columns:
@@ -204,7 +230,7 @@ class MultiFidelityPlanner(BayesianPlanner):
         """Cost-weighted improvement scores the (choice, fidelity) rows; the knowledge gradient cannot, so
         it optimizes over the whole space and takes the nearest free rows."""
         if self.acquisition == "cwei":
-            return super()._propose_from(n, X_pending, X_choices)
+            return super()._propose_from(n, X_pending, X_choices)  # "kg" and "handover" choose a point, then the nearest free row
         free = self._free_choices(X_choices, np.vstack([self._X_observed(), X_pending]))
         if free.sum() < n:
             from labflow.errors import PlannerError
@@ -253,6 +279,8 @@ class MultiFidelityPlanner(BayesianPlanner):
         Xp = models.tensor(self._to_model(X_pending)) if len(X_pending) else None
         if self.acquisition == "cwei":
             return self._cost_weighted(model, Xp)
+        if self.acquisition == "handover":
+            return self._cost_weighted(model, Xp).log_ei  # log EI at the point as given (the target, in _optimize)
         return self._knowledge_gradient(model, Xp)
 
     def _cost_weighted(self, model: Any, X_pending: torch.Tensor | None) -> Any:
@@ -299,6 +327,10 @@ class MultiFidelityPlanner(BayesianPlanner):
         Cost-weighted improvement picks a batch greedily, one point (and its fidelity) at a time,
         each added to the pending points; the knowledge gradient picks a batch jointly at one fidelity.
         """
+        if self.acquisition == "handover":
+            return self._optimize_handover(acq, n)
+        if self.space.nonlinear and self.acquisition == "cwei":  # the best of a feasible sample, each point at its own fidelity
+            return self._optimize_on_feasible_sample(acq, n)
         ineq, eq = self._unit_constraints()
         kg = self.acquisition == "kg"
         base_pending = acq.X_pending
@@ -333,6 +365,58 @@ class MultiFidelityPlanner(BayesianPlanner):
             acq.set_X_pending(base_pending)
         self._decision["value_per_fidelity"] = log
         return self._from_model(np.vstack(rows)), np.concatenate(values)
+
+    def _optimize_handover(self, log_ei: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Where: maximize log EI at the target fidelity. Which fidelity: the one whose measurement at that
+        point tells most about the target value there per unit cost (decision 0009). Greedy for a batch."""
+        ineq, eq = self._unit_constraints()
+        model = self._models["objective"] if self._models else self._fit()["objective"]
+        base_pending = log_ei.X_pending
+        rows, values, log = [], [], []
+        for _ in range(n):
+            if self.space.nonlinear:
+                rng = np.random.default_rng([self.seed, self._asked, 21, len(rows)])
+                X = self._to_model(self.space.encode(self.space.sample(4 * self.raw_samples, seed=rng)))
+                X[:, -1] = 1.0
+                s = acqf.score(log_ei, X)
+                x, v = X[int(np.argmax(s))], float(np.max(s))
+            else:
+                Xo, vo = acqf.optimize(log_ei, self._d0 + 1, 1, num_restarts=self.num_restarts, raw_samples=self.raw_samples,
+                                       inequality_constraints=ineq, equality_constraints=eq, fixed_features={self._d0: 1.0},
+                                       maxiter=self.maxiter)
+                x, v = Xo[0], float(vo[0])
+            info = self.information_per_cost(model, x[: self._d0])
+            fidelity = max(info, key=info.get)
+            row = x.copy()
+            row[self._d0] = self._value[fidelity]
+            rows.append(row)
+            values.append(v)
+            log.append({k: float(f"{w:.4g}") for k, w in info.items()})
+            chosen = models.tensor(np.vstack(rows))
+            log_ei.set_X_pending(torch.cat([base_pending, chosen]) if base_pending is not None else chosen)
+        log_ei.set_X_pending(base_pending)
+        self._decision["information_per_cost"] = log
+        return self._from_model(np.vstack(rows)), np.array(values)
+
+    def information_per_cost(self, model: Any, x: np.ndarray) -> dict[str, float]:
+        """For each fidelity: how much one measurement of it at ``x`` (design columns, unit cube) would shrink
+        the variance of the target value at ``x``, per unit cost.
+
+        With the model's joint posterior of ``f(x, s)`` and ``f(x, target)``, a measurement
+        ``y = f(x, s) + noise`` reduces the target's variance by ``cov(f_s, f_t)^2 / (var(f_s) + noise)``.
+        Measuring the target itself removes ``var(f_t)^2 / (var(f_t) + noise)``. Once the cheap
+        fidelity has been measured near ``x``, its covariance with the target there is spent and
+        the target wins, however cheap the other is.
+        """
+        out: dict[str, float] = {}
+        with torch.no_grad(), acqf.quiet_optimizer():  # jitter on points measured more than once
+            for f in self.fidelities:
+                pts = models.tensor(np.array([[*x, self._value[f.name]], [*x, 1.0]]))
+                joint = model.posterior(pts).distribution.covariance_matrix
+                noisy = model.posterior(pts[:1], observation_noise=True).variance.reshape(-1)[0]
+                gain = float(joint[0, 1] ** 2 / noisy.clamp_min(1e-12))
+                out[f.name] = gain / self.cost(f.name)
+        return out
 
     def _replacement(self, avoid: np.ndarray, acq: Any | None) -> np.ndarray:
         # the knowledge gradient cannot score single points: take the most distant one instead

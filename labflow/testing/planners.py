@@ -23,6 +23,8 @@ The checks
 ``check_pool_mode``           with ``choices``, every suggestion is a distinct, unmeasured, non-pending row
 ``check_rejects_bad_data``    NaN outcomes and points outside the space raise ``ObservationError`` and change nothing
 ``check_constraints``         under a mixture constraint (fractions summing to 1) every suggestion satisfies it
+``check_nonlinear_constraints`` under an expression, a Python function and NChooseK every suggestion satisfies them,
+                              proposing freely and from a candidate library
 """
 
 from __future__ import annotations
@@ -240,6 +242,35 @@ def check_constraints(factory: PlannerFactory, space: Space | None = None, objec
             _feed(p, 8)
 
 
+def check_nonlinear_constraints(factory: PlannerFactory, space: Space | None = None, objectives: Sequence[Objective] | None = None) -> None:
+    """Under a nonlinear expression, a constraint function and NChooseK (with a mixture), every suggestion satisfies them all."""
+    from labflow.space import NChooseK, NonlinearConstraint
+
+    space = Space(
+        [Real("a", 0, 1), Real("b", 0, 1), Real("c", 0, 1), Real("d", 0, 1), Real("temperature", 20, 200, "degC")],
+        [
+            SumConstraint(("a", "b", "c", "d"), 1.0),
+            NonlinearConstraint("a * temperature + 40 * b**2 <= 90"),
+            NonlinearConstraint(lambda p: p["temperature"] - 150 * p["c"], "<=", 120.0, name="solubility"),
+            NChooseK(("a", "b", "c", "d"), 2),
+        ],
+    )
+    objectives = list(objectives or default_objectives())
+    p = factory(space, objectives, 11)
+    library = space.sample(60, seed=np.random.default_rng(3))
+    wide = pd.concat([library, pd.DataFrame({"a": [0.5], "b": [0.5], "c": [0.0], "d": [0.0], "temperature": [190.0]})], ignore_index=True)
+    for step in range(2):
+        for c in p.ask(2):
+            broken = p.space.violations(c.params)
+            if broken:
+                raise AssertionError(f"{_name(p)}: suggestion {dict(c.params)} breaks {broken}")
+        picked = p.suggest(2, candidates=wide)
+        if not p.space.feasible(picked[space.names]).all():
+            raise AssertionError(f"{_name(p)}: picked infeasible library rows {picked.index.tolist()}")
+        if step == 0:
+            _feed(p, 8)
+
+
 PLANNER_CHECKS: tuple[Callable[..., None], ...] = (
     check_deterministic,
     check_state_round_trip,
@@ -248,6 +279,7 @@ PLANNER_CHECKS: tuple[Callable[..., None], ...] = (
     check_pool_mode,
     check_rejects_bad_data,
     check_constraints,
+    check_nonlinear_constraints,
 )
 
 

@@ -76,3 +76,20 @@ def test_bad_fidelity_settings_are_refused(space):
         Fidelity("free", 0.0)
     with pytest.raises(SpaceError, match="one objective"):
         MultiFidelityPlanner(space, [Objective("y"), Objective("z")], fidelities=FIDELITIES)
+
+
+def test_the_handover_rule_moves_to_the_target_once_the_cheap_fidelity_has_spoken(space):
+    planner = MultiFidelityPlanner(space, Objective("y"), seed=0, fidelities=FIDELITIES, acquisition="handover", **LIGHT)
+    rng = pd.DataFrame({"x1": [0.1, 0.9, 0.5, 0.2, 0.8], "x2": [0.9, 0.1, 0.5, 0.3, 0.7]})
+    sims = pd.concat([rng, pd.DataFrame({"x1": [0.7] * 3, "x2": [0.3] * 3})], ignore_index=True).assign(fidelity="simulation")
+    exps = rng.iloc[:2].assign(fidelity="experiment")
+    planner.observe(measure(pd.concat([sims, exps], ignore_index=True)))
+    model = planner._fit()["objective"]  # noqa: SLF001
+    measured_cheaply = planner.information_per_cost(model, [0.7, 0.3])
+    unexplored = planner.information_per_cost(model, [0.1, 0.1])
+    # at (0.7, 0.3) the simulation has said what it can: per unit cost the experiment now tells more
+    assert measured_cheaply["experiment"] > measured_cheaply["simulation"]
+    assert unexplored["simulation"] > measured_cheaply["simulation"]
+    nxt = planner.suggest(2)
+    assert planner.last_generator == "TargetLogEI+InfoPerCost" and set(nxt["fidelity"]) <= {"simulation", "experiment"}
+    assert len(planner.last_decision["information_per_cost"]) == 2

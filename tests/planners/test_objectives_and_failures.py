@@ -129,7 +129,7 @@ def test_warm_start_from_a_csv_of_past_measurements(square, tmp_path):
     past.to_csv(path, index=False)
     planner = BayesianPlanner(square, Objective("y"), seed=0, **FAST)
     assert planner.observe_prior(path) == 5
-    assert planner.observations[0].uid == "prior-0"
+    assert planner.observations[0].uid.startswith("prior-")  # a digest of the row: reading the file again adds nothing
     planner.suggest(1)
     assert planner.last_generator == "qLogNEI"  # the prior data replaced the initial design
 
