@@ -235,6 +235,9 @@ class ProvenanceWriter:
         self._pending: dict[str, list[Any]] = {"suggestions": [], "experiments": [], "interrupted": [], "documents": [], "runs": []}
         self._n_suggestions = 0
         self._timer: threading.Timer | None = None
+        # Producers (the RunEngines' threads, the loop) only take this short lock to file a row;
+        # the HDF5 work happens under ``_lock``, so no RunEngine ever waits for the disk.
+        self._qlock = threading.Lock()
         self._flush_error: BaseException | None = None
         self._human: _Table | None = None
         try:
@@ -319,18 +322,16 @@ class ProvenanceWriter:
         """Planner decisions recorded so far (written or waiting in the buffer)."""
         return self._n_suggestions
 
-    def _queued(self) -> bool:
-        return any(self._pending.values())
-
     def _write_pending(self) -> None:
-        """Write every buffered row and run to the file, table by table (caller holds the lock)."""
+        """Write every buffered row and run to the file, table by table (caller holds ``_lock``)."""
         if self._flush_error is not None:  # the background flush failed: say so on the caller's thread
             exc, self._flush_error = self._flush_error, None
             raise exc
-        if not self._queued():
-            return
-        pending = self._pending
-        self._pending = {k: [] for k in pending}
+        with self._qlock:
+            pending = self._pending
+            if not any(pending.values()):
+                return
+            self._pending = {k: [] for k in pending}
         self._suggestions.extend(pending["suggestions"])
         self._experiments.extend(pending["experiments"])
         self._interrupted.extend(pending["interrupted"])
@@ -339,18 +340,29 @@ class ProvenanceWriter:
             self._write_run(run, stop)
         self._f.flush()
 
-    def _written(self) -> None:
-        """After a call that queued rows: write them now, or make sure the timer will."""
-        if self.flush_interval <= 0:
-            self._write_pending()
-        elif self._timer is None and self._queued():
+    def _enqueue(self, kind: str, item: Any) -> None:
+        """File ``item`` for the table ``kind``; write it now (unbuffered) or make sure the timer will."""
+        with self._qlock:
+            self._pending[kind].append(item)
+            self._arm_timer()
+        self._written()
+
+    def _arm_timer(self) -> None:
+        """Start the flush timer if rows wait and none runs (caller holds ``_qlock``)."""
+        if self.flush_interval > 0 and self._timer is None:
             self._timer = threading.Timer(self.flush_interval, self._timed_flush)
             self._timer.daemon = True
             self._timer.start()
 
+    def _written(self) -> None:
+        if self.flush_interval <= 0:
+            with self._lock:
+                self._write_pending()
+
     def _timed_flush(self) -> None:
         with self._lock:
-            self._timer = None
+            with self._qlock:
+                self._timer = None
             if not self._f.id.valid:
                 return
             try:
@@ -390,9 +402,7 @@ class ProvenanceWriter:
     @_guard_disk
     def record_interrupted(self, row: Mapping[str, Any]) -> None:
         """Note an attempt a crash or a stop cut short (it is repeated, at most once, on resume)."""
-        with self._lock:
-            self._pending["interrupted"].append(dict(row))
-            self._written()
+        self._enqueue("interrupted", dict(row))
 
     @_guard_disk
     def record_human(self, act: Mapping[str, Any]) -> None:
@@ -422,32 +432,30 @@ class ProvenanceWriter:
         latency: float,
     ) -> int:
         """Record one planner decision; returns its index (referenced by the experiments it proposed)."""
-        with self._lock:
+        row = {
+            "t": t,
+            "planner": planner,
+            "generator": generator,
+            "candidates": _json(list(candidates)),
+            "n_observations": n_observations,
+            "state_hash": state_hash,
+            "state": _json(state),
+            "latency": latency,
+            "fallback": int(generator == "fallback" or (state or {}).get("last_decision", {}).get("generator") == "fallback"),
+            "decision": _json((state or {}).get("last_decision", {})),
+        }
+        with self._qlock:
             index = self._n_suggestions
-            self._pending["suggestions"].append(
-                {
-                    "t": t,
-                    "planner": planner,
-                    "generator": generator,
-                    "candidates": _json(list(candidates)),
-                    "n_observations": n_observations,
-                    "state_hash": state_hash,
-                    "state": _json(state),
-                    "latency": latency,
-                    "fallback": int(generator == "fallback" or (state or {}).get("last_decision", {}).get("generator") == "fallback"),
-                    "decision": _json((state or {}).get("last_decision", {})),
-                }
-            )
             self._n_suggestions += 1
-            self._written()
-            return index
+            self._pending["suggestions"].append(row)
+            self._arm_timer()
+        self._written()
+        return index
 
     @_guard_disk
     def record_experiment(self, row: Mapping[str, Any]) -> None:
         """Append one finished experiment (parameters, outcomes, status, timing)."""
-        with self._lock:
-            self._pending["experiments"].append(dict(row))
-            self._written()
+        self._enqueue("experiments", dict(row))
 
     @_guard_disk
     def __call__(self, name: str, doc: Mapping[str, Any]) -> None:
@@ -455,8 +463,9 @@ class ProvenanceWriter:
 
         Documents are kept as they come (bluesky never changes a document once emitted) and
         encoded when written, so the RunEngine's thread only files them."""
-        with self._lock:
+        with self._qlock:
             self._pending["documents"].append((name, doc))
+            self._arm_timer()
             if name == "start":
                 self._runs[doc["uid"]] = {"start": doc, "descriptors": {}, "events": {}}
             elif name == "descriptor":
@@ -472,7 +481,8 @@ class ProvenanceWriter:
                 run = self._runs.pop(doc["run_start"], None)
                 if run is not None:
                     self._pending["runs"].append((run, doc))
-                self._written()
+        if name == "stop":
+            self._written()
 
     def _write_run(self, run: dict[str, Any], stop: Mapping[str, Any]) -> None:
         start = run["start"]
@@ -562,9 +572,10 @@ class ProvenanceWriter:
     def close(self) -> None:
         """Write what is buffered and close the file."""
         with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            with self._qlock:
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
             if self._f.id.valid:
                 try:
                     self._write_pending()
