@@ -45,6 +45,7 @@ ExecutorName = str  # a name from labflow.executors.executor_names()
 
 __all__ = [
     "CampaignOutcome",
+    "apply_overrides",
     "build_planner",
     "load_prior",
     "provenance_path",
@@ -110,12 +111,10 @@ def run_recipe(
     :class:`~labflow.errors.CampaignInterrupted` when stopped by a signal (resumable);
     :class:`~labflow.errors.FailureRateExceeded` and :class:`~labflow.errors.DiskFullError`.
     """
-    changes = {k: v for k, v in {"budget": budget, "seed": seed}.items() if v is not None}
-    if changes:
-        recipe = recipe.replace(**changes)
     kind = executor or recipe.spec.execution.executor
     if kind not in executor_names():
         raise RecipeError("invalid executor", problems=[Problem("execution.executor", f"unknown executor {kind!r}; known: {executor_names()}")])
+    recipe, overrides = apply_overrides(recipe, budget=budget, seed=seed, executor=executor, time_scale=time_scale)
     out = Path(out_dir)
     if not new and out.is_dir():
         found = unfinished_campaigns(out, recipe.name)
@@ -156,12 +155,13 @@ def run_recipe(
             campaign=recipe.name, campaign_id=campaign_id, recipe_text=recipe.text, recipe=recipe.to_dict(), recipe_hash=recipe.hash,
             lab=recipe.lab_config.model_dump(mode="json"), seed=recipe.seed, planner=planner.name, space=space.to_dict(),
             objectives=[o.to_dict() for o in objectives], budget=recipe.budget, provenance=path.name, created=created, executor=kind,
-        ) | ({"prior": prior_obs, "prior_sources": prior_sources} if prior_sources else {}))
+        ) | ({"prior": prior_obs, "prior_sources": prior_sources} if prior_sources else {}) | ({"overrides": overrides} if overrides else {}))
         writer = ProvenanceWriter(
             path, campaign=recipe.name, space=space, objectives=objectives, recipe_text=recipe.text, recipe=recipe.to_dict(),
             recipe_hash=recipe.hash, lab=recipe.lab_config.model_dump(mode="json"), seed=recipe.seed, planner=planner.name,
             campaign_id=campaign_id, create_at=cdir.partial_path, created=created,
         )
+        writer.record_run(executor=kind, overrides=overrides)
         if prior_sources:
             writer.record_prior(_prior_frame(prior_obs), prior_sources)
         writer.publish()
@@ -170,6 +170,33 @@ def run_recipe(
                       failure_budget=failure_budget, suspenders=suspenders, handle_signals=handle_signals, stop_grace=stop_grace)
     finally:
         lock.release()
+
+
+def apply_overrides(recipe: Recipe, *, budget: int | None = None, seed: int | None = None, executor: str | None = None,
+                    time_scale: float | None = None) -> tuple[Recipe, dict[str, dict[str, Any]]]:
+    """The recipe as it will run, and what changed it: ``{setting: {"recipe": as written, "run": as run}}``
+    for each of budget, seed, executor and time scale given and different from the recipe's.
+
+    The budget, the seed and the executor go into the effective recipe (its hash is the run's);
+    the time scale is the lab's (``time_scale`` of a simulated lab) and is recorded only.
+    """
+    overrides: dict[str, dict[str, Any]] = {}
+    changes: dict[str, Any] = {}
+    if budget is not None and budget != recipe.budget:
+        overrides["budget"] = {"recipe": recipe.budget, "run": int(budget)}
+        changes["budget"] = budget
+    if seed is not None and seed != recipe.seed:
+        overrides["seed"] = {"recipe": recipe.seed, "run": int(seed)}
+        changes["seed"] = seed
+    written = recipe.spec.execution.executor
+    if executor is not None and executor != written:
+        overrides["executor"] = {"recipe": written, "run": executor}
+        changes["execution"] = {**recipe.to_dict()["execution"], "executor": executor}
+    if time_scale is not None:
+        lab_scale = getattr(recipe.lab_config, "time_scale", None)
+        if lab_scale != time_scale:
+            overrides["time_scale"] = {"recipe": lab_scale, "run": float(time_scale)}
+    return (recipe.replace(**changes) if changes else recipe), overrides
 
 
 def recipe_from_header(header: dict[str, Any]) -> Recipe:
@@ -286,6 +313,10 @@ def resume_campaign(
         ledger.append({"k": "resumed", "pid": os.getpid(), "finished": len(history.finished), "in_flight": len(history.in_flight()),
                        "t": _dt.datetime.now().astimezone().isoformat(timespec="seconds")})
         writer, report = rebuild_provenance(cdir, history, space=space, objectives=objectives)
+        if kind != history.header.get("executor"):
+            overrides = dict(history.header.get("overrides") or {})
+            overrides["executor"] = {"recipe": recipe.spec.execution.executor, "run": kind, "resumed with": kind}
+            writer.record_run(executor=kind, overrides=overrides)
         if history.header.get("prior_sources"):
             writer.record_prior(_prior_frame(history.header.get("prior") or []), history.header["prior_sources"])
         journal = CampaignJournal(cdir, ledger, writer)

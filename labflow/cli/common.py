@@ -46,6 +46,7 @@ __all__ = [
     "fail",
     "fail_message",
     "output_folder",
+    "overrides_text",
 ]
 
 console = Console()
@@ -138,6 +139,11 @@ def output_folder(path: Path, option: str) -> Path:
     if path.exists() and not path.is_dir():
         raise RecipeError(f"{option} {path}: is a file, not a folder", hint=f"{option} takes a folder (created if missing)")
     return path
+
+
+def overrides_text(overrides: dict[str, Any]) -> str:
+    """``budget 12 (recipe: 30), executor local (recipe: prefect)``: how a run differed from its recipe."""
+    return ", ".join(f"{name.replace('_', ' ')} {v.get('run')} (recipe: {v.get('recipe')})" for name, v in overrides.items())
 
 
 def _debug_requested(ctx: click.Context) -> bool:

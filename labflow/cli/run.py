@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from labflow.cli.common import EXIT_INTERRUPTED, EXIT_INVALID, console, fail
+from labflow.cli.common import EXIT_INTERRUPTED, EXIT_INVALID, console, fail, output_folder
 
 __all__ = ["register", "EXIT_INTERRUPTED"]
 
@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
         budget: Optional[int] = typer.Option(None, "--budget", min=1, help="number of experiments (overrides the recipe)"),
         seed: Optional[int] = typer.Option(None, "--seed", min=0, help="random seed (overrides the recipe)"),
         executor: Optional[str] = typer.Option(None, "--executor", help="an executor: prefect, local, virtual or an installed plug-in (overrides the recipe)"),
+        time_scale: Optional[float] = typer.Option(None, "--time-scale", min=0.0, help="a simulated lab's speed: 0 instant, 1 real time (overrides the lab config)"),
         quiet: bool = typer.Option(False, "--quiet", help="no live display"),
         new: bool = typer.Option(False, "--new", help="start a new campaign even if an unfinished one of this recipe is in OUT"),
     ) -> None:
@@ -38,19 +39,19 @@ def register(app: typer.Typer) -> None:
         """
         from labflow.errors import LabflowError, RecipeError
         from labflow.executors import executor_names
-        from labflow.launch import run_recipe
+        from labflow.launch import apply_overrides, run_recipe
         from labflow.live import LiveDisplay
         from labflow.recipe import load_recipe
 
         try:
+            output_folder(out, "--out")
             r = load_recipe(recipe)
-            if budget is not None or seed is not None:
-                r = r.replace(**{k: v for k, v in {"budget": budget, "seed": seed}.items() if v is not None})
             if executor is not None and executor not in executor_names():
                 raise RecipeError("invalid option", problems=[], hint=f"--executor takes one of {', '.join(executor_names())}")
-            display = LiveDisplay(r, console=console, enabled=not quiet)
+            display = LiveDisplay(apply_overrides(r, budget=budget, seed=seed)[0], console=console, enabled=not quiet)
             with display:
-                outcome = run_recipe(r, out, executor=executor, listeners=[display.update], new=new)  # type: ignore[arg-type]
+                outcome = run_recipe(r, out, budget=budget, seed=seed, executor=executor, time_scale=time_scale,  # type: ignore[arg-type]
+                                     listeners=[display.update], new=new)
         except RecipeError as exc:
             fail(exc, EXIT_INVALID)
         except LabflowError as exc:

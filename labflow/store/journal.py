@@ -147,6 +147,7 @@ def rebuild_provenance(cdir: CampaignDir, history: CampaignHistory, *, space: An
         recipe_hash=h["recipe_hash"], lab=h["lab"], seed=h["seed"], planner=h["planner"], campaign_id=h["campaign_id"],
         create_at=cdir.partial_path, created=h.get("created"),
     )
+    writer.record_run(executor=h.get("executor", ""), overrides=h.get("overrides") or {})
     for s in history.suggestions:
         writer.record_suggestion(t=s["t"], planner=s["planner"], generator=s["generator"], candidates=[c["uid"] for c in s["candidates"]],
                                  n_observations=s["n_observations"], state_hash=s["state_hash"], state=s["state"], latency=s["latency"])
