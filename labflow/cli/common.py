@@ -20,6 +20,7 @@ import click
 import typer
 from rich.console import Console
 from typer.core import TyperCommand, TyperGroup
+from typer.exceptions import TyperException
 
 from labflow.errors import CampaignInterrupted, LabflowError, RecipeError
 
@@ -119,8 +120,11 @@ def _explain_os_error(exc: OSError) -> tuple[str, list[Any], str | None, int]:
     where = f" {path}" if path else ""
     what = (exc.strerror or str(exc)).lower()
     e = exc.errno
-    if e in (errno.EEXIST, errno.ENOTDIR) and path and Path(path).exists() and not Path(path).is_dir():
-        return (f"{path} is a file, not a folder", [], "an output option (--out, -o) takes a folder: give a new or existing folder", EXIT_INVALID)
+    if e in (errno.EEXIST, errno.ENOTDIR) and path:
+        blocking = next((p for p in (Path(path), *Path(path).parents) if p.exists() and not p.is_dir()), None)
+        if blocking is not None:  # a file stands where a folder is needed: the path itself, or one above it
+            return (f"{blocking} is a file, not a folder", [], "an output option (--out, -o) takes a folder: give a new or existing folder",
+                    EXIT_INVALID)
     if e in (errno.EACCES, errno.EPERM, errno.EROFS):
         return (f"cannot write or read{where}: {what}", [],
                 "choose a folder you may write to (e.g. --out ~/labflow-runs) or change its permissions", EXIT_INVALID)
@@ -144,6 +148,11 @@ def output_folder(path: Path, option: str) -> Path:
 def overrides_text(overrides: dict[str, Any]) -> str:
     """``budget 12 (recipe: 30), executor local (recipe: prefect)``: how a run differed from its recipe."""
     return ", ".join(f"{name.replace('_', ' ')} {v.get('run')} (recipe: {v.get('recipe')})" for name, v in overrides.items())
+
+
+# What commands raise to end themselves (exit codes, usage errors): passed through untouched.
+# typer vendors its own click; a plug-in may still raise the standalone one's.
+_CLI_CONTROL = (typer.Exit, typer.Abort, TyperException, click.exceptions.Exit, click.ClickException, click.exceptions.Abort)
 
 
 def _debug_requested(ctx: click.Context) -> bool:
@@ -199,7 +208,7 @@ class LabflowGroup(TyperGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+        except _CLI_CONTROL:
             raise
         except (Exception, KeyboardInterrupt) as exc:
             if _debug_requested(ctx):
