@@ -46,8 +46,7 @@ def inspect(
     for key in ("file", "campaign_id", "recipe_hash", "planner", "executor", "seed", "state", "created", "finished", "experiments",
                 "completed", "failed", "interrupted", "repeated", "sample_faults", "fallbacks", "prior_observations"):
         t.add_row(key, str(summary[key]))
-    if summary["overrides"]:
-        t.add_row("run with", overrides_text(summary["overrides"]))
+
     if summary.get("hypervolume") is not None:
         ref = ", ".join(f"{k} {v:.6g} {rec.units.get(k, '')}".rstrip() for k, v in (summary["reference_point"] or {}).items())
         t.add_row("hypervolume", f"{summary['hypervolume']:.6g} (reference point: {ref})")
@@ -55,6 +54,8 @@ def inspect(
         unit = rec.units.get("cost", "")
         t.add_row("cost", ", ".join(f"{k} {v:.6g}{' ' + unit if unit else ''}" for k, v in summary["cost"].items()))
     console.print(t)
+    if summary["overrides"]:
+        console.print(f"run with: {overrides_text(summary['overrides'])}", highlight=False, markup=False, soft_wrap=True)
     console.print("[bold]recipe[/] (as written" + ("; the run's overrides are under 'run with' above, the effective recipe in --json)"
                                                    if summary["overrides"] else ")"))
     console.print(rec.recipe_text.rstrip(), markup=False, highlight=False, soft_wrap=True)
