@@ -45,10 +45,12 @@ ExecutorName = str  # a name from labflow.executors.executor_names()
 
 __all__ = [
     "CampaignOutcome",
+    "RebuildReport",
     "apply_overrides",
     "build_planner",
     "load_prior",
     "provenance_path",
+    "rebuild_campaign",
     "recipe_from_header",
     "restore_planner",
     "resume_campaign",
@@ -295,7 +297,8 @@ def resume_campaign(
         history = cdir.history(repair=True)
         if history.end is not None and history.end.get("complete"):
             raise LabflowError(f"campaign {cdir.path} already finished ({len(history.finished)} experiments); nothing to resume",
-                               hint=f"inspect it with: labflow inspect {cdir.provenance_path}")
+                               hint=f"inspect it with: labflow inspect {cdir.provenance_path}; if that file is damaged, "
+                                    f"`labflow rebuild {cdir.path}` rewrites it from the ledger")
         recipe = recipe_from_header(history.header)
         kind = executor or history.header.get("executor") or recipe.spec.execution.executor
         objectives = recipe.objectives
@@ -326,6 +329,61 @@ def resume_campaign(
         return outcome
     finally:
         lock.release()
+
+
+@dataclass
+class RebuildReport:
+    """What :func:`rebuild_campaign` did: the file written, the experiments in it, whether the
+    campaign had finished, and where the previous file went (``quarantine/``)."""
+
+    path: Path
+    experiments: int
+    finished: bool
+    state: str
+    quarantined: list[str]
+    old_file_readable: bool | None
+
+
+def rebuild_campaign(target: str | Path, *, break_lock: bool = False) -> RebuildReport:
+    """Rewrite the provenance file of the campaign at ``target`` from its ledger, finished or not.
+
+    The ledger is the source of truth (decision 0002): a damaged ``.h5`` file (flipped bits, a
+    deleted group, a truncated copy) is moved to the campaign's ``quarantine/`` -- never deleted --
+    and written again with every suggestion, document, experiment and interruption the ledger
+    holds, and the end state of a campaign that ended. Nothing runs and the ledger is not changed
+    (beyond cutting a torn tail, as a resume does). Takes the campaign's lock: raises
+    :class:`~labflow.errors.CampaignLocked` while the campaign runs.
+    """
+    from labflow.store.campaign_dir import find_campaign_dir
+
+    cdir = find_campaign_dir(target)
+    lock = cdir.lock(break_lock=break_lock)
+    try:
+        cdir.clean_temporaries()
+        history = cdir.history(repair=True)
+        recipe = recipe_from_header(history.header)
+        space = build_planner(recipe).space  # with the fidelity column of a multi-fidelity campaign
+        writer, report = rebuild_provenance(cdir, history, space=space, objectives=recipe.objectives,
+                                            why="replaced by `labflow rebuild` from the ledger")
+        try:
+            if history.header.get("prior_sources"):
+                writer.record_prior(_prior_frame(history.header.get("prior") or []), history.header["prior_sources"])
+            end = history.end
+            if end is not None:
+                writer.set_summary(end.get("summary") or {}, finished=end.get("t"))
+            writer.sync()
+        finally:
+            writer.close()
+    finally:
+        lock.release()
+    finished = bool(history.end is not None and history.end.get("complete"))
+    state = "finished" if finished else (f"stopped early: {history.end.get('reason', '')}" if history.end is not None else "interrupted")
+    return RebuildReport(path=cdir.provenance_path, experiments=len(history.finished), finished=finished, state=state,
+                         quarantined=list(report["quarantined"]), old_file_readable=report["old_file_readable"])
+
+
+def _resume_hint(cdir: Any) -> str:
+    return f"continue it with: labflow resume {cdir.path}"
 
 
 def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *, time_scale: float | None, listeners: Iterable[Listener],
@@ -381,9 +439,12 @@ def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *,
                 ex.close()
         except (CampaignInterrupted, FailureRateExceeded) as exc:
             _end(journal, campaign, kind, ex, ex.utilization(len(runners)), complete=False, reason=f"{type(exc).__name__}: {exc.message}")
+            if isinstance(exc, CampaignInterrupted):  # the loop does not know where the campaign lives: name it
+                raise CampaignInterrupted(exc.message, hint=_resume_hint(journal.cdir)) from exc
             raise
-        except DiskFullError:
-            raise  # nothing more can be written; resume rebuilds from the ledger
+        except DiskFullError as exc:
+            # nothing more can be written; resume rebuilds from the ledger
+            raise DiskFullError(exc.message, hint=f"free some space, then {_resume_hint(journal.cdir)}") from exc
         utilization = ex.utilization(len(runners))
         _end(journal, campaign, kind, ex, utilization, complete=True)
         return CampaignOutcome(path=journal.path, state=campaign.state, campaign_id=journal.campaign_id, makespan=ex.now(),

@@ -19,7 +19,7 @@ __all__ = ["register", "EXIT_INTERRUPTED"]
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``run`` (refusing to start over an unfinished campaign) and ``resume``."""
+    """Add ``run`` (refusing to start over an unfinished campaign), ``resume`` and ``rebuild``."""
 
     @app.command("run")
     def run(
@@ -90,6 +90,19 @@ def register(app: typer.Typer) -> None:
             f"(in flight at the interruption); previous file moved to quarantine: {len(info.get('quarantined', []))}",
             highlight=False,
         )
+
+
+    @app.command("rebuild")
+    def rebuild(
+        target: Path = typer.Argument(..., help="the campaign: its .labflow directory, its .h5 file, or the output directory"),
+        break_lock: bool = typer.Option(False, "--break-lock", help="take over a lock recorded by another host"),
+    ) -> None:
+        """Rewrite a campaign's HDF5 file from its ledger, finished or not (the old file goes to quarantine/)."""
+        from labflow.launch import rebuild_campaign
+
+        done = rebuild_campaign(target, break_lock=break_lock)  # errors: the CLI's one error path
+        moved = f"; the previous file is in {done.quarantined[0]}" if done.quarantined else ""
+        typer.echo(f"rebuilt {done.path} from its ledger: {done.experiments} experiments, {done.state}{moved}")
 
 
 def _fail_campaign(exc: Exception) -> None:

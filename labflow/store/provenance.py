@@ -441,12 +441,13 @@ class ProvenanceWriter:
             self._f.flush()
 
     @_guard_disk
-    def set_summary(self, summary: Mapping[str, Any]) -> None:
+    def set_summary(self, summary: Mapping[str, Any], *, finished: str | None = None) -> None:
         """Store the campaign's end state (counts, best point, stop reason) as root attributes,
-        and the Pareto front and hypervolume of its experiments (``/pareto``)."""
+        and the Pareto front and hypervolume of its experiments (``/pareto``). ``finished``: when
+        it ended (default: now; a rebuild passes the time the ledger recorded)."""
         with self._lock:
             self._f.attrs["summary"] = _json(summary)
-            self._f.attrs["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            self._f.attrs["finished"] = finished or time.strftime("%Y-%m-%dT%H:%M:%S%z")
             self._write_pareto()
             self._f.flush()
 
