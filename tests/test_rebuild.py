@@ -3,6 +3,7 @@ finished or not; a stopped campaign names the real path to resume."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -67,6 +68,11 @@ def test_a_stopped_campaign_names_its_path_and_rebuilds_before_it_resumes(tmp_pa
     assert f"from its ledger: {n} experiments, stopped early: CampaignInterrupted: campaign stopped (SIGTERM)" in result.output
     rec = read_campaign(cdir.with_suffix(".h5"))
     assert len(rec.experiments) == n and rec.summary()["state"].startswith("stopped early")
+    stopped_view = json.loads(runner.invoke(app, ["inspect", str(cdir.with_suffix(".h5")), "--json"]).output)
+    assert stopped_view["state"].startswith("stopped early: CampaignInterrupted: campaign stopped (SIGTERM)")
     result = runner.invoke(app, ["resume", str(cdir), "--quiet"])
     assert result.exit_code == 0, result.output
-    assert read_campaign(cdir.with_suffix(".h5")).summary()["completed"] == 5
+    done = json.loads(runner.invoke(app, ["inspect", str(cdir.with_suffix(".h5")), "--json"]).output)
+    assert (done["completed"], done["executor"], done["state"]) == (5, "local", "finished")
+    assert done["repeated"] == done["interrupted"] == stopped_view["interrupted"]  # each one in flight at the stop ran again, once
+    assert "interrupted" in runner.invoke(app, ["inspect", str(cdir.with_suffix(".h5"))]).output
