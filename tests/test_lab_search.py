@@ -30,6 +30,7 @@ def test_cd_recipes_then_validate_quickstart_finds_the_lab():
     result = _labflow("validate", "quickstart.yaml", cwd=ROOT / "recipes")
     assert result.returncode == 0, result.stderr
     assert "ok quickstart.yaml" in result.stdout
+    assert "Warning" not in result.stderr  # no torch FutureWarning (or any other) on a plain command
 
 
 def test_a_shipped_recipe_copied_into_my_own_folder_validates_with_the_packaged_lab(tmp_path, monkeypatch):
