@@ -77,8 +77,10 @@ def register(app: typer.Typer) -> None:
             fail(RecipeError("invalid option", hint=f"--executor takes one of {', '.join(executor_names())}"), EXIT_INVALID)
         try:
             cdir = find_campaign_dir(target)
-            r = recipe_from_header(cdir.history().header)
-            display = LiveDisplay(r, console=console, enabled=not quiet)
+            history = cdir.history()
+            r = recipe_from_header(history.header)
+            finished = history.end is not None and history.end.get("complete")  # resume_campaign refuses it: draw nothing
+            display = LiveDisplay(r, console=console, enabled=not quiet and not finished)
             with display:
                 outcome = resume_campaign(cdir.path, executor=executor, listeners=[display.update], break_lock=break_lock)  # type: ignore[arg-type]
         except LabflowError as exc:
