@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -25,12 +23,6 @@ def _no_traceback(output: str) -> None:
     assert "Traceback" not in output and 'File "' not in output, output
 
 
-def _labflow(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    env.pop("LABFLOW_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "labflow.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
-
-
 @pytest.fixture(scope="module")
 def campaign_file(tmp_path_factory) -> Path:
     """A small finished campaign (virtual time, 3 experiments) with its ledger beside it."""
@@ -44,11 +36,11 @@ def campaign_file(tmp_path_factory) -> Path:
 def test_a_binary_file_given_as_the_recipe(tmp_path):
     binary = tmp_path / "campaign.h5"
     binary.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 4)
-    result = _labflow("validate", str(binary), cwd=tmp_path)  # the real console entry, in a fresh process
-    assert result.returncode == EXIT_INVALID
-    _no_traceback(result.stderr)
-    assert f"error: recipe {binary}: not a text file (byte 0 is not UTF-8)" in result.stderr
-    assert "hint: a recipe is a YAML text file" in result.stderr
+    result = runner.invoke(app, ["validate", str(binary)])
+    assert result.exit_code == EXIT_INVALID
+    _no_traceback(result.output)
+    assert f"error: recipe {binary}: not a text file (byte 0 is not UTF-8)" in result.output
+    assert "hint: a recipe is a YAML text file" in result.output
     result = runner.invoke(app, ["run", str(binary), "--out", str(tmp_path / "runs")])
     assert result.exit_code == EXIT_INVALID and "not a text file" in result.output
     _no_traceback(result.output)
