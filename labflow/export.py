@@ -7,7 +7,8 @@
       experiments.csv         one row per experiment; units in the header: "temperature [degC]"
       suggestions.csv         one row per planner decision (planner, generator, latency [s], ...)
       recipe.yaml             the recipe as written
-      recipe.resolved.json    the recipe as validated (defaults filled in)
+      recipe.resolved.json    the recipe as run: validated, defaults filled in, command-line overrides applied
+                              (metadata.json's campaign.overrides lists each: as written, as run)
       lab.json                the lab config the campaign ran on
       metadata.json           what a repository asks for: title, creators, dates, instruments,
                               software versions, licence, keywords, and every file's size and sha256
@@ -212,7 +213,9 @@ def build_metadata(
             "planner": a.get("planner", ""),
             "seed": _plain(a.get("seed")),
             "budget": rec.recipe.get("budget"),
-            "executor": summary.get("executor", rec.recipe.get("execution", {}).get("executor")),
+            "executor": rec.executor,
+            "overrides": rec.overrides,
+            "state": rec.state,
             "experiments": int(len(rec.experiments)),
             "completed": int(len(rec.completed)),
             "failed": int(len(rec.failed)),
@@ -279,7 +282,9 @@ def export_campaign(
     (out / "recipe.yaml").write_text(rec.recipe_text or "# the recipe text was not stored\n", encoding="utf-8")
     files["recipe.yaml"] = "the recipe as written"
     (out / "recipe.resolved.json").write_text(json.dumps(rec.recipe, indent=2, sort_keys=True) + "\n")
-    files["recipe.resolved.json"] = "the recipe as validated, defaults filled in"
+    files["recipe.resolved.json"] = ("the recipe as run: validated, defaults filled in" +
+                                     (", with the run's overrides (" + ", ".join(f"{k} {v.get('run')}, recipe {v.get('recipe')}"
+                                                                          for k, v in rec.overrides.items()) + ")" if rec.overrides else ""))
     (out / "lab.json").write_text(json.dumps(rec.lab, indent=2, sort_keys=True) + "\n")
     files["lab.json"] = "the lab config the campaign ran on"
 

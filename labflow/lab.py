@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,10 +51,16 @@ from labflow.sim.landscapes import LANDSCAPES, make_landscape
 from labflow.units import ureg
 
 __all__ = [
+    "FoundLab",
     "Lab",
     "LabConfig",
+    "LabNotFoundError",
+    "LabPlace",
     "SimulatedLabConfig",
     "Station",
+    "available_labs",
+    "find_lab_config",
+    "lab_search_path",
     "lab_kinds",
     "load_lab_config",
     "parse_lab_config",
@@ -424,7 +431,7 @@ def parse_lab_config(data: Any, *, source: str | None = None) -> LabConfig:
         problems = _problems(exc)
         raise RecipeError(
             f"invalid lab config{where}: {len(problems)} problem{'s' if len(problems) != 1 else ''}",
-            hint="see configs/sim_materials.yaml for a complete example",
+            hint="see the packaged lab sim_materials (`labflow labs` shows where it is) for a complete example",
             problems=problems,
             source=source,
         ) from None
@@ -440,6 +447,9 @@ def load_lab_config(path: str | Path) -> LabConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RecipeError(f"cannot read lab config {path}: {exc.strerror or exc}", source=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"lab config {path}: not a text file (byte {exc.start} is not UTF-8)", source=str(path),
+                          hint="a lab config is a YAML text file") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -451,6 +461,148 @@ def load_lab_config(path: str | Path) -> LabConfig:
             source=str(path),
         ) from None
     return parse_lab_config(data, source=str(path))
+
+
+# -- finding a lab config by name ----------------------------------------------------------
+LABS_ENV = "LABFLOW_LABS"
+"""Environment variable: folders (separated by ``os.pathsep``) searched for lab configs by name."""
+
+
+@dataclass(frozen=True)
+class LabPlace:
+    """One folder searched for lab configs, and why it is searched (``origin``)."""
+
+    folder: Path
+    origin: str
+
+
+@dataclass(frozen=True)
+class FoundLab:
+    """A lab config found by :func:`available_labs`: its name, file and the place it came from;
+    ``shadowed_by`` is the file used instead when a place earlier in the search has the same name."""
+
+    name: str
+    path: Path
+    origin: str
+    shadowed_by: Path | None = None
+
+
+def packaged_labs_folder() -> Path:
+    """The simulated labs that ship inside the labflow package (``labflow/sim/labs``)."""
+    from importlib.resources import files
+
+    return Path(str(files("labflow") / "sim" / "labs"))
+
+
+def _project_configs(start: Path) -> Path | None:
+    """The ``configs/`` folder of the project holding ``start``: in ``start`` or the nearest folder above it."""
+    for folder in (start, *start.parents):
+        if (folder / "configs").is_dir():
+            return folder / "configs"
+    return None
+
+
+def lab_search_path(recipe_dir: str | Path | None = None) -> list[LabPlace]:
+    """The folders searched, in order, for a lab config given by bare name (``lab: sim_materials``):
+
+    1. the recipe's own folder (its real location: symbolic links resolved);
+    2. the project's ``configs/``: in the recipe's folder or the nearest folder above it, then
+       ``./configs`` of the working directory;
+    3. each folder of the ``LABFLOW_LABS`` environment variable (separated by ``os.pathsep``);
+    4. the simulated labs packaged with labflow (``labflow/sim/labs``).
+
+    Without ``recipe_dir`` (``labflow labs`` outside a recipe), the search starts at the working directory.
+    """
+    places: list[LabPlace] = []
+    base = Path(recipe_dir).resolve() if recipe_dir is not None else None
+    if base is not None:
+        places.append(LabPlace(base, "beside the recipe"))
+    project = _project_configs(base if base is not None else Path.cwd().resolve())
+    if project is not None:
+        places.append(LabPlace(project, "project configs/"))
+    cwd_configs = (Path.cwd() / "configs").resolve()
+    if cwd_configs.is_dir():
+        places.append(LabPlace(cwd_configs, "./configs"))
+    for entry in os.environ.get(LABS_ENV, "").split(os.pathsep):
+        if entry.strip():
+            places.append(LabPlace(Path(entry.strip()).expanduser().resolve(), LABS_ENV))
+    places.append(LabPlace(packaged_labs_folder(), "packaged with labflow"))
+    unique: list[LabPlace] = []
+    for place in places:
+        if all(place.folder != p.folder for p in unique):
+            unique.append(place)
+    return unique
+
+
+def _is_bare_name(ref: str) -> bool:
+    return "/" not in ref and "\\" not in ref and not Path(ref).is_absolute()
+
+
+def find_lab_config(ref: str, recipe_dir: str | Path | None = None) -> Path:
+    """The lab config file a recipe's ``lab:`` names (its real path).
+
+    A path (``../labs/my_lab.yaml``, ``/abs/lab.yaml``) is taken relative to the recipe's real
+    folder. A bare name (``sim_materials`` or ``sim_materials.yaml``) is looked up as
+    ``<name>.yaml`` in :func:`lab_search_path`, first match wins. Raises :class:`LabNotFoundError`
+    listing every place searched.
+    """
+    base = Path(recipe_dir).resolve() if recipe_dir is not None else Path.cwd().resolve()
+    if not _is_bare_name(ref):
+        candidate = base / ref
+        if candidate.is_file():
+            return candidate.resolve()
+        raise LabNotFoundError(ref, [(candidate, "relative to the recipe")])
+    filename = ref if ref.endswith((".yaml", ".yml")) else f"{ref}.yaml"
+    searched: list[tuple[Path, str]] = []
+    for place in lab_search_path(recipe_dir):
+        candidate = place.folder / filename
+        if candidate.is_file():
+            return candidate.resolve()
+        searched.append((candidate, place.origin))
+    raise LabNotFoundError(ref, searched)
+
+
+def available_labs(recipe_dir: str | Path | None = None) -> list[FoundLab]:
+    """Every lab config a recipe in ``recipe_dir`` (default: the working directory) can name,
+    in search order; a name found again later is listed with ``shadowed_by`` set."""
+    seen: dict[str, Path] = {}
+    out: list[FoundLab] = []
+    for place in lab_search_path(recipe_dir):
+        if not place.folder.is_dir():
+            continue
+        for path in sorted(place.folder.glob("*.yaml")):
+            if not _looks_like_lab(path):
+                continue  # recipes and instrument-PC configs live beside lab configs; a lab declares its kind
+            name = path.stem
+            first = seen.get(name)
+            out.append(FoundLab(name, path, place.origin, shadowed_by=first))
+            seen.setdefault(name, path)
+    return out
+
+
+def _looks_like_lab(path: Path) -> bool:
+    """A YAML file with a top-level ``kind:`` (lab configs have one, recipes do not)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(data, Mapping) and "kind" in data and "objectives" not in data
+
+
+class LabNotFoundError(RecipeError):
+    """A lab config named by a recipe is in none of the places searched (``searched``: path, origin)."""
+
+    def __init__(self, ref: str, searched: list[tuple[Path, str]]) -> None:
+        self.ref = ref
+        self.searched = list(searched)
+        places = "".join(f"\n    {path}  ({origin})" for path, origin in searched)
+        super().__init__(
+            f"lab config {ref!r} not found; searched, in order:{places}",
+            hint=f"`labflow labs` lists the labs found from here; give a path relative to the recipe, or add a folder to {LABS_ENV}",
+        )
+
+    def __reduce__(self):
+        return (self.__class__, (self.ref, self.searched))
 
 
 # -- the built lab -------------------------------------------------------------------------

@@ -46,9 +46,12 @@ ExecutorName = str  # a name from labflow.executors.executor_names()
 
 __all__ = [
     "CampaignOutcome",
+    "RebuildReport",
+    "apply_overrides",
     "build_planner",
     "load_prior",
     "provenance_path",
+    "rebuild_campaign",
     "recipe_from_header",
     "restore_planner",
     "resume_campaign",
@@ -115,12 +118,10 @@ def run_recipe(
     :class:`~labflow.errors.CampaignInterrupted` when stopped by a signal (resumable);
     :class:`~labflow.errors.FailureRateExceeded` and :class:`~labflow.errors.DiskFullError`.
     """
-    changes = {k: v for k, v in {"budget": budget, "seed": seed}.items() if v is not None}
-    if changes:
-        recipe = recipe.replace(**changes)
     kind = executor or recipe.spec.execution.executor
     if kind not in executor_names():
         raise RecipeError("invalid executor", problems=[Problem("execution.executor", f"unknown executor {kind!r}; known: {executor_names()}")])
+    recipe, overrides = apply_overrides(recipe, budget=budget, seed=seed, executor=executor, time_scale=time_scale)
     out = Path(out_dir)
     if not new and out.is_dir():
         found = unfinished_campaigns(out, recipe.name)
@@ -161,12 +162,13 @@ def run_recipe(
             campaign=recipe.name, campaign_id=campaign_id, recipe_text=recipe.text, recipe=recipe.to_dict(), recipe_hash=recipe.hash,
             lab=recipe.lab_config.model_dump(mode="json"), seed=recipe.seed, planner=planner.name, space=space.to_dict(),
             objectives=[o.to_dict() for o in objectives], budget=recipe.budget, provenance=path.name, created=created, executor=kind,
-        ) | ({"prior": prior_obs, "prior_sources": prior_sources} if prior_sources else {}))
+        ) | ({"prior": prior_obs, "prior_sources": prior_sources} if prior_sources else {}) | ({"overrides": overrides} if overrides else {}))
         writer = ProvenanceWriter(
             path, campaign=recipe.name, space=space, objectives=objectives, recipe_text=recipe.text, recipe=recipe.to_dict(),
             recipe_hash=recipe.hash, lab=recipe.lab_config.model_dump(mode="json"), seed=recipe.seed, planner=planner.name,
             campaign_id=campaign_id, create_at=cdir.partial_path, created=created, flush_interval=FLUSH_INTERVAL,
         )
+        writer.record_run(executor=kind, overrides=overrides)
         if prior_sources:
             writer.record_prior(_prior_frame(prior_obs), prior_sources)
         writer.publish()
@@ -176,6 +178,33 @@ def run_recipe(
                       executor_options=executor_options)
     finally:
         lock.release()
+
+
+def apply_overrides(recipe: Recipe, *, budget: int | None = None, seed: int | None = None, executor: str | None = None,
+                    time_scale: float | None = None) -> tuple[Recipe, dict[str, dict[str, Any]]]:
+    """The recipe as it will run, and what changed it: ``{setting: {"recipe": as written, "run": as run}}``
+    for each of budget, seed, executor and time scale given and different from the recipe's.
+
+    The budget, the seed and the executor go into the effective recipe (its hash is the run's);
+    the time scale is the lab's (``time_scale`` of a simulated lab) and is recorded only.
+    """
+    overrides: dict[str, dict[str, Any]] = {}
+    changes: dict[str, Any] = {}
+    if budget is not None and budget != recipe.budget:
+        overrides["budget"] = {"recipe": recipe.budget, "run": int(budget)}
+        changes["budget"] = budget
+    if seed is not None and seed != recipe.seed:
+        overrides["seed"] = {"recipe": recipe.seed, "run": int(seed)}
+        changes["seed"] = seed
+    written = recipe.spec.execution.executor
+    if executor is not None and executor != written:
+        overrides["executor"] = {"recipe": written, "run": executor}
+        changes["execution"] = {**recipe.to_dict()["execution"], "executor": executor}
+    if time_scale is not None:
+        lab_scale = getattr(recipe.lab_config, "time_scale", None)
+        if lab_scale != time_scale:
+            overrides["time_scale"] = {"recipe": lab_scale, "run": float(time_scale)}
+    return (recipe.replace(**changes) if changes else recipe), overrides
 
 
 def recipe_from_header(header: dict[str, Any]) -> Recipe:
@@ -275,7 +304,8 @@ def resume_campaign(
         history = cdir.history(repair=True)
         if history.end is not None and history.end.get("complete"):
             raise LabflowError(f"campaign {cdir.path} already finished ({len(history.finished)} experiments); nothing to resume",
-                               hint=f"inspect it with: labflow inspect {cdir.provenance_path}")
+                               hint=f"inspect it with: labflow inspect {cdir.provenance_path}; if that file is damaged, "
+                                    f"`labflow rebuild {cdir.path}` rewrites it from the ledger")
         recipe = recipe_from_header(history.header)
         kind = executor or history.header.get("executor") or recipe.spec.execution.executor
         objectives = recipe.objectives
@@ -293,6 +323,10 @@ def resume_campaign(
         ledger.append({"k": "resumed", "pid": os.getpid(), "finished": len(history.finished), "in_flight": len(history.in_flight()),
                        "t": _dt.datetime.now().astimezone().isoformat(timespec="seconds")})
         writer, report = rebuild_provenance(cdir, history, space=space, objectives=objectives)
+        if kind != history.header.get("executor"):
+            overrides = dict(history.header.get("overrides") or {})
+            overrides["executor"] = {"recipe": recipe.spec.execution.executor, "run": kind, "resumed with": kind}
+            writer.record_run(executor=kind, overrides=overrides)
         if history.header.get("prior_sources"):
             writer.record_prior(_prior_frame(history.header.get("prior") or []), history.header["prior_sources"])
         journal = CampaignJournal(cdir, ledger, writer)
@@ -303,6 +337,61 @@ def resume_campaign(
         return outcome
     finally:
         lock.release()
+
+
+@dataclass
+class RebuildReport:
+    """What :func:`rebuild_campaign` did: the file written, the experiments in it, whether the
+    campaign had finished, and where the previous file went (``quarantine/``)."""
+
+    path: Path
+    experiments: int
+    finished: bool
+    state: str
+    quarantined: list[str]
+    old_file_readable: bool | None
+
+
+def rebuild_campaign(target: str | Path, *, break_lock: bool = False) -> RebuildReport:
+    """Rewrite the provenance file of the campaign at ``target`` from its ledger, finished or not.
+
+    The ledger is the source of truth (decision 0002): a damaged ``.h5`` file (flipped bits, a
+    deleted group, a truncated copy) is moved to the campaign's ``quarantine/`` -- never deleted --
+    and written again with every suggestion, document, experiment and interruption the ledger
+    holds, and the end state of a campaign that ended. Nothing runs and the ledger is not changed
+    (beyond cutting a torn tail, as a resume does). Takes the campaign's lock: raises
+    :class:`~labflow.errors.CampaignLocked` while the campaign runs.
+    """
+    from labflow.store.campaign_dir import find_campaign_dir
+
+    cdir = find_campaign_dir(target)
+    lock = cdir.lock(break_lock=break_lock)
+    try:
+        cdir.clean_temporaries()
+        history = cdir.history(repair=True)
+        recipe = recipe_from_header(history.header)
+        space = build_planner(recipe).space  # with the fidelity column of a multi-fidelity campaign
+        writer, report = rebuild_provenance(cdir, history, space=space, objectives=recipe.objectives,
+                                            why="replaced by `labflow rebuild` from the ledger")
+        try:
+            if history.header.get("prior_sources"):
+                writer.record_prior(_prior_frame(history.header.get("prior") or []), history.header["prior_sources"])
+            end = history.end
+            if end is not None:
+                writer.set_summary(end.get("summary") or {}, finished=end.get("t"))
+            writer.sync()
+        finally:
+            writer.close()
+    finally:
+        lock.release()
+    finished = bool(history.end is not None and history.end.get("complete"))
+    state = "finished" if finished else (f"stopped early: {history.end.get('reason', '')}" if history.end is not None else "interrupted")
+    return RebuildReport(path=cdir.provenance_path, experiments=len(history.finished), finished=finished, state=state,
+                         quarantined=list(report["quarantined"]), old_file_readable=report["old_file_readable"])
+
+
+def _resume_hint(cdir: Any) -> str:
+    return f"continue it with: labflow resume {cdir.path}"
 
 
 def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *, time_scale: float | None, listeners: Iterable[Listener],
@@ -360,9 +449,12 @@ def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *,
                 ex.close()
         except (CampaignInterrupted, FailureRateExceeded) as exc:
             _end(journal, campaign, kind, ex, ex.utilization(len(runners)), complete=False, reason=f"{type(exc).__name__}: {exc.message}")
+            if isinstance(exc, CampaignInterrupted):  # the loop does not know where the campaign lives: name it
+                raise CampaignInterrupted(exc.message, hint=_resume_hint(journal.cdir)) from exc
             raise
-        except DiskFullError:
-            raise  # nothing more can be written; resume rebuilds from the ledger
+        except DiskFullError as exc:
+            # nothing more can be written; resume rebuilds from the ledger
+            raise DiskFullError(exc.message, hint=f"free some space, then {_resume_hint(journal.cdir)}") from exc
         utilization = ex.utilization(len(runners))
         _end(journal, campaign, kind, ex, utilization, complete=True)
         return CampaignOutcome(path=journal.path, state=campaign.state, campaign_id=journal.campaign_id, makespan=ex.now(),

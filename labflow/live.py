@@ -12,6 +12,7 @@ import collections
 import time
 from typing import Any
 
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
@@ -63,10 +64,13 @@ class LiveDisplay:
         False: keep the counters but draw nothing (``--quiet``).
     """
 
-    def __init__(self, recipe: Recipe, *, console: Console | None = None, enabled: bool = True) -> None:
+    def __init__(self, recipe: Recipe, *, console: Console | None = None, enabled: bool = True, plain: bool | None = None) -> None:
         self.recipe = recipe
         self.console = console or Console()
         self.enabled = enabled
+        # Not a terminal (a file, a pipe, CI, nohup): no redrawn view, but one line per finished
+        # experiment, flushed at once, so the log shows progress while the campaign runs.
+        self.plain = enabled and (not self.console.is_terminal if plain is None else plain)
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
             TimeElapsedColumn(), console=self.console,
@@ -80,7 +84,8 @@ class LiveDisplay:
         self.number = 0
         self.lab_time = 0.0
         self._t0 = time.monotonic()
-        self._live = Live(self._render(), console=self.console, refresh_per_second=8, transient=False) if self.enabled else None
+        self._live = (Live(self._render(), console=self.console, refresh_per_second=8, transient=False)
+                      if self.enabled and not self.plain else None)
 
     def _station(self, name: str) -> dict[str, Any]:
         return self.stations.setdefault(name, {"since": None, "done": 0, "failed": 0, "uid": ""})
@@ -91,7 +96,11 @@ class LiveDisplay:
         return next((o.unit for o in self.recipe.objectives if o.name == name), "")
 
     def _label(self, name: str) -> str:
-        """A column header: ``temperature [degC]`` (escaped: rich would read ``[degC]`` as a style)."""
+        """A column header: ``temperature`` over ``[degC]`` (escaped: rich would read ``[degC]`` as a style)."""
+        unit = self._units(name)
+        return escape(f"{name}\n[{unit}]" if unit else name)
+
+    def _inline_label(self, name: str) -> str:
         unit = self._units(name)
         return escape(f"{name} [{unit}]" if unit else name)
 
@@ -118,26 +127,48 @@ class LiveDisplay:
                 stations.add_row(name, Text("idle", style="dim"), "", "", str(st["done"]), str(st["failed"]))
 
         names = self.recipe.space.names + [o.name for o in self.recipe.objectives]
-        last = Table(title=f"last {LAST_RESULTS} results", expand=False)
-        for col in ("#", "station", "status"):
-            last.add_column(col)
-        for n in names:
-            last.add_column(self._label(n), justify="right")
+        results = []
         for number, r in self.last:
             status = r.status.value
-            style = "green" if status == "completed" else "red"
             values = {**r.candidate.params, **r.outcomes}
             cells = [_fmt(values.get(n, "")) for n in names]
             if status != "completed" and r.reason:
                 cells[-1] = r.reason if len(r.reason) <= 40 else r.reason[:37] + "..."
-            last.add_row(str(number), r.station, Text(status, style=style), *[Text(c) for c in cells])
-
-        best = Table(title="best so far", expand=False)
-        for n in names:
-            best.add_column(self._label(n), justify="right")
+            results.append((number, r.station, Text(status, style="green" if status == "completed" else "red"), cells))
+        best_row = None
         if s is not None and s.best is not None:
             row = {**s.best.params, **s.best.outcomes}
-            best.add_row(*[_fmt(row.get(n, "")) for n in names])
+            best_row = [_fmt(row.get(n, "")) for n in names]
+        # One column per parameter while the names fit the terminal; else one row per parameter,
+        # so that no header is ever cut ("temperatu…").
+        wide = 22 + sum(max(len(n), len(self._units(n)) + 2, 6) + 3 for n in names)
+        if wide <= self.console.width:
+            last = Table(title=f"last {LAST_RESULTS} results", expand=False, box=box.SIMPLE_HEAD, pad_edge=False)
+            for col in ("#", "station", "status"):
+                last.add_column(col)
+            for n in names:
+                last.add_column(self._label(n), justify="right", no_wrap=True)
+            for number, station, status_text, cells in results:
+                last.add_row(str(number), station, status_text, *[Text(c) for c in cells])
+            best = Table(title="best so far", expand=False, box=box.SIMPLE_HEAD, pad_edge=False)
+            for n in names:
+                best.add_column(self._label(n), justify="right", no_wrap=True)
+            if best_row is not None:
+                best.add_row(*best_row)
+        else:
+            last = Table(title=f"last {LAST_RESULTS} results", expand=False, box=box.SIMPLE_HEAD, pad_edge=False)
+            last.add_column("", no_wrap=True)
+            for number, station, _, _ in results:
+                last.add_column(f"#{number}", justify="right")
+            last.add_row("station", *[station for _, station, _, _ in results])
+            last.add_row("status", *[status_text for _, _, status_text, _ in results])
+            for i, n in enumerate(names):
+                last.add_row(self._inline_label(n), *[Text(cells[i]) for _, _, _, cells in results])
+            best = Table(title="best so far", expand=False, box=box.SIMPLE_HEAD, pad_edge=False)
+            best.add_column("", no_wrap=True)
+            best.add_column("value", justify="right")
+            for i, n in enumerate(names):
+                best.add_row(self._inline_label(n), best_row[i] if best_row is not None else "")
         footer = f"wall clock {_duration(now - self._t0)}"
         if self.lab_time:
             footer += f", lab time {_duration(self.lab_time)}"
@@ -170,8 +201,27 @@ class LiveDisplay:
             if isinstance(t, float) and t == t:
                 self.lab_time = max(self.lab_time, t)
         self.progress.update(self.task, completed=state.finished, status=f"{state.completed} ok, {state.failed} failed")
+        if self.plain:
+            self._plain_line(event, state)
         if self._live is not None:
             self._live.update(self._render())
+
+    def _plain_line(self, event: str, state: CampaignState) -> None:
+        """One line per finished experiment (and one at the start), flushed: a log's view of the campaign."""
+        if event == "start":
+            line = f"campaign {self.recipe.name}: {self.recipe.budget} experiments"
+        elif event == "finished" and state.last is not None:
+            r = state.last
+            values = {**r.candidate.params, **r.outcomes}
+            shown = " ".join(f"{n}={_fmt(values[n])}{(' ' + self._units(n)) if self._units(n) else ''}"
+                             for n in [*self.recipe.space.names, *(o.name for o in self.recipe.objectives)] if n in values)
+            why = f" ({r.reason})" if r.status.value != "completed" and r.reason else ""
+            line = (f"[{state.finished}/{state.budget}] {r.station} {r.status.value}{why}: {shown}; "
+                    f"{state.completed} ok, {state.failed} failed, {_duration(time.monotonic() - self._t0)}")
+        else:
+            return
+        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        self.console.file.flush()
 
     def __enter__(self) -> LiveDisplay:
         if self._live is not None:

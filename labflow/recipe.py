@@ -81,7 +81,16 @@ def read_yaml(path: str | Path, *, what: str = "recipe") -> Any:
     size = p.stat().st_size
     if size > MAX_RECIPE_BYTES:
         raise RecipeError(f"{what} {p}: file is {size} bytes, larger than the {MAX_RECIPE_BYTES}-byte limit", source=str(p))
-    text = p.read_text(encoding="utf-8-sig")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(
+            f"{what} {p}: not a text file (byte {exc.start} is not UTF-8)",
+            hint=f"a {what} is a YAML text file; check the path (a provenance .h5 file goes to `labflow inspect`)",
+            source=str(p),
+        ) from None
+    except OSError as exc:
+        raise RecipeError(f"cannot read {what} {p}: {exc.strerror or exc}", source=str(p)) from None
     try:
         data = yaml.load(text, Loader=_CappedSafeLoader)  # noqa: S506 - a SafeLoader subclass
         size = _expanded_size(data)
@@ -482,7 +491,8 @@ class RecipeSpec(_Model):
 
     name: str = Field(description="campaign name; used in file names")
     description: str = ""
-    lab: str = Field(description="lab config: a path relative to the recipe, or a name in configs/")
+    lab: str = Field(description="lab config: a path relative to the recipe, or a name looked up beside the recipe, "
+                     "in the project's configs/, in LABFLOW_LABS and among the packaged labs (`labflow labs` lists them)")
     parameters: list[ParameterSpec] = Field(min_length=1)
     objectives: list[ObjectiveSpec] = Field(min_length=1)
     planner: PlannerSpec = Field(default_factory=PlannerSpec)
@@ -868,15 +878,13 @@ def _validate_spec(data: Any, source: str) -> RecipeSpec:
 
 
 def resolve_lab_path(ref: str, recipe_dir: Path) -> Path:
-    """A lab reference: a path relative to the recipe, or a bare name looked up in configs/."""
-    candidates = [recipe_dir / ref]
-    if "/" not in ref and not ref.endswith((".yaml", ".yml")):
-        for root in (recipe_dir, recipe_dir.parent, Path.cwd()):
-            candidates.append(root / "configs" / f"{ref}.yaml")
-    for c in candidates:
-        if c.is_file():
-            return c.resolve()
-    raise FileNotFoundError(ref)
+    """The lab config a recipe's ``lab:`` names: a path relative to the recipe's real folder, or a
+    bare name looked up in order beside the recipe, in the project's ``configs/``, in
+    ``LABFLOW_LABS`` and among the packaged labs (:func:`labflow.lab.find_lab_config`).
+    Raises :class:`labflow.lab.LabNotFoundError` listing every place searched."""
+    from labflow.lab import find_lab_config
+
+    return find_lab_config(ref, recipe_dir)
 
 
 def load_recipe(path: str | Path, *, check_lab: bool = True) -> Recipe:
@@ -887,10 +895,12 @@ def load_recipe(path: str | Path, *, check_lab: bool = True) -> Recipe:
     spec = _validate_spec(data, str(p))
     problems: list[Problem] = []
     lab_path = lab_config = None
+    hint = None
     try:
-        lab_path = resolve_lab_path(spec.lab, p.parent)
-    except FileNotFoundError:
-        problems.append(Problem("lab", f"lab config {spec.lab!r} not found (looked beside the recipe and in configs/)"))
+        lab_path = resolve_lab_path(spec.lab, p.resolve().parent)
+    except RecipeError as exc:  # LabNotFoundError: the message lists every place searched
+        problems.append(Problem("lab", exc.message))
+        hint = exc.hint
     if lab_path is not None:
         from labflow.lab import load_lab_config
 
@@ -912,7 +922,7 @@ def load_recipe(path: str | Path, *, check_lab: bool = True) -> Recipe:
     if lab_config is not None and check_lab and not problems:
         problems.extend(check_against_lab(recipe, lab_config))
     if problems:
-        raise RecipeError(f"recipe {p} is invalid", problems=problems, source=str(p))
+        raise RecipeError(f"recipe {p} is invalid", problems=problems, source=str(p), hint=hint)
     return recipe
 
 

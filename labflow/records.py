@@ -29,6 +29,13 @@ class Status(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    @classmethod
+    def _missing_(cls, value: object) -> Status:
+        from labflow.errors import ObservationError
+
+        raise ObservationError(f"unknown status {value!r}; a status is one of {', '.join(s.value for s in cls)}",
+                               hint="mark each row completed, failed or invalid (proposed and running are for the loop's own use)")
+
 
 def new_uid() -> str:
     return str(uuid.uuid4())

@@ -65,6 +65,7 @@ __all__ = [
     "acceleration_factor",
     "async_timeline",
     "bootstrap_median_ratio",
+    "budget_warnings",
     "ceiling",
     "enhancement_factor",
     "enhancement_summary",
@@ -665,6 +666,28 @@ def _fmt(key: str, v: Any, row: Mapping[str, Any]) -> str:
             return f"{mark}{v:.2f}"
         return mark + _number(v)
     return mark + str(v) if f"{key}_bound" in row else str(v)
+
+
+def budget_warnings(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per AF that the budget censored (a bound, not a measurement), saying so and what
+    to change; an AF printed above its ceiling -- the most any planner can reach against random --
+    says that the budget was too small for the figure to mean anything."""
+    out = []
+    for r in rows:
+        bound = r.get("af_bound", "exact")
+        value = r.get("af_vs_random")
+        if bound == "exact" or not isinstance(value, (int, float)):
+            continue
+        where = f"{r.get('dataset', '?')} / {r.get('planner', '?')} / target {r.get('target', '?')}"
+        reached = r.get("reached_fraction")
+        ran = f"{reached:.0%} of the runs reached the target" if isinstance(reached, (int, float)) else "runs were censored"
+        line = (f"{where}: AF {BOUND_MARKS.get(bound, '?')}{value:.2f} is a bound, not a measurement ({ran} "
+                f"within the budget of {r.get('budget', '?')} experiments)")
+        ceil = r.get("ceiling")
+        if isinstance(ceil, (int, float)) and math.isfinite(value) and value > ceil:
+            line += f"; it is above the ceiling {ceil:.2f}, the largest AF possible: the budget was too small"
+        out.append(line + "; raise --budget")
+    return out
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:

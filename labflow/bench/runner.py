@@ -339,7 +339,7 @@ def report(results: Sequence[RunResult], spec: BenchSpec, out: Path, command: st
     ``command`` is the command line to record (without absolute paths: :func:`portable_path`);
     the git commit and the machine are recorded beside it.
     """
-    from labflow.bench.metrics import geometric_mean_af, markdown_table, summarize
+    from labflow.bench.metrics import budget_warnings, geometric_mean_af, markdown_table, summarize
     from labflow.bench.plots import plot_fraction_found
     from labflow.sim.datasets import load_dataset
 
@@ -402,6 +402,9 @@ def report(results: Sequence[RunResult], spec: BenchSpec, out: Path, command: st
     notes = [f"- `{p}`: {BASELINE_NOTES[p]}" for p in spec.planners if p in BASELINE_NOTES]
     if notes:
         md += ["What the baselines are, in pool mode:", "", *notes, ""]
+    censored = budget_warnings(rows)
+    if censored:
+        md += ["## Warnings: budget too small", "", *[f"- warning: {w}" for w in censored], ""]
     md += ["AF = the exact median first-passage count of random sampling (negative hypergeometric law; its mean "
            "k(N+1)/(M+1) is the column `random_reference_mean`) / the planner's median over seeds: medians with medians. "
            "`<=`/`>=` mark upper/lower bounds where runs were censored by the budget, `?` a figure whose direction is "

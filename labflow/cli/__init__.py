@@ -6,8 +6,9 @@ contract in ``pyproject.toml``)::
 
     inspect.py   validate, inspect          look at a recipe or a campaign file
     remote.py    serve, keys, ioc, record   instruments on other machines
-    run.py       run, resume                crash-safe campaigns
+    run.py       run, resume, rebuild       crash-safe campaigns
     deploy.py    deploy                     a recipe as a Prefect deployment on a work pool
+    labs.py      labs                       the lab configs a recipe can name
     bench.py     bench                      planners against baselines on datasets
     report.py    report, export, schema     share a campaign
     people.py    pending, approve, reject,  people in the loop: approvals, operator experiments,
@@ -19,20 +20,30 @@ from __future__ import annotations
 
 import typer
 
-from labflow.cli import bench, common, dashboard, deploy, inspect, people, remote, report, run
-from labflow.cli.common import EXIT_INVALID, console, err_console
+from labflow.cli import bench, common, dashboard, deploy, inspect, labs, people, remote, report, run
+from labflow.cli.common import EXIT_INVALID, LabflowGroup, console, err_console
 
 __all__ = ["EXIT_INVALID", "app", "console", "err_console", "main"]
 
 app = typer.Typer(
     name="labflow",
+    cls=LabflowGroup,
     help="Closed-loop campaigns for self-driving labs: plan with BoTorch, run with bluesky, record in HDF5.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for _commands in (inspect, remote, run, deploy, people, dashboard, bench, report):
+for _commands in (inspect, remote, run, deploy, people, dashboard, bench, report, labs):
     _commands.register(app)
+
+
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    debug: bool = typer.Option(False, "--debug", help="print the full traceback of an error (also: LABFLOW_DEBUG=1)"),
+) -> None:
+    """Closed-loop campaigns for self-driving labs: plan with BoTorch, run with bluesky, record in HDF5."""
+    ctx.meta["labflow.debug"] = debug
 
 _fail = common.fail  # the name the commands used before the package
 

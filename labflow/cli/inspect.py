@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from labflow.cli.common import EXIT_INVALID, console, fail
+from labflow.cli.common import EXIT_INVALID, console, fail, overrides_text
 from labflow.errors import LabflowError, RecipeError
 
 __all__ = ["inspect", "register", "validate"]
@@ -43,9 +43,10 @@ def inspect(
         typer.echo(json.dumps(summary, indent=2, default=str))
         return
     t = Table(title=f"campaign {summary['campaign']}", show_header=False)
-    for key in ("file", "campaign_id", "recipe_hash", "planner", "seed", "created", "finished", "experiments", "completed", "failed",
-                "sample_faults", "fallbacks", "prior_observations"):
+    for key in ("file", "campaign_id", "recipe_hash", "planner", "executor", "seed", "state", "created", "finished", "experiments",
+                "completed", "failed", "interrupted", "repeated", "sample_faults", "fallbacks", "prior_observations"):
         t.add_row(key, str(summary[key]))
+
     if summary.get("hypervolume") is not None:
         ref = ", ".join(f"{k} {v:.6g} {rec.units.get(k, '')}".rstrip() for k, v in (summary["reference_point"] or {}).items())
         t.add_row("hypervolume", f"{summary['hypervolume']:.6g} (reference point: {ref})")
@@ -53,7 +54,10 @@ def inspect(
         unit = rec.units.get("cost", "")
         t.add_row("cost", ", ".join(f"{k} {v:.6g}{' ' + unit if unit else ''}" for k, v in summary["cost"].items()))
     console.print(t)
-    console.print("[bold]recipe[/] (as written)")
+    if summary["overrides"]:
+        console.print(f"run with: {overrides_text(summary['overrides'])}", highlight=False, markup=False, soft_wrap=True)
+    console.print("[bold]recipe[/] (as written" + ("; the run's overrides are under 'run with' above, the effective recipe in --json)"
+                                                   if summary["overrides"] else ")"))
     console.print(rec.recipe_text.rstrip(), markup=False, highlight=False, soft_wrap=True)
     best = summary["best"]
     if best:

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from labflow.cli.common import fail_message
+from labflow.cli.common import fail_message, output_folder
 
 __all__ = ["register"]
 
@@ -26,13 +26,11 @@ def report(
     dpi: int = typer.Option(100, "--dpi", min=30, max=600, help="PNG resolution"),
 ) -> None:
     """Write a self-contained HTML report (report.html, open it from disk) and its figures as PNG."""
-    from labflow.errors import LabflowError
     from labflow.report import build_report
 
-    try:
-        rep = build_report(file, out, baselines=baselines, baseline_seeds=seeds, model=model, dpi=dpi)
-    except LabflowError as exc:
-        _fail(exc.message, exc.hint)
+    if out is not None:
+        output_folder(out, "-o")
+    rep = build_report(file, out, baselines=baselines, baseline_seeds=seeds, model=model, dpi=dpi)  # errors: the CLI's one error path
     for note in rep.notes:
         typer.echo(f"note: {note}")
     typer.echo(f"{rep.html} ({len(rep.figures)} figures: {', '.join(rep.figures)}) in {rep.total_seconds:.1f} s")
@@ -47,13 +45,9 @@ def export(
     keyword: list[str] = typer.Option([], "--keyword", help="subject keyword (repeat for several)"),
 ) -> None:
     """Write a research-data package: the HDF5 file, experiments.csv (units in the header), the recipe, metadata.json."""
-    from labflow.errors import LabflowError
     from labflow.export import export_campaign, parse_creator
 
-    try:
-        pkg = export_campaign(file, out, title=title, creators=[parse_creator(c) for c in creator], licence=licence, keywords=keyword)
-    except LabflowError as exc:
-        _fail(exc.message, exc.hint)
+    pkg = export_campaign(file, out, title=title, creators=[parse_creator(c) for c in creator], licence=licence, keywords=keyword)
     for w in pkg.warnings:
         typer.echo(f"warning: {w}", err=True)
     typer.echo(f"{pkg.directory}: {', '.join(sorted(p.name for p in pkg.files))}")

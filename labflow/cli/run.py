@@ -13,13 +13,13 @@ from typing import Optional
 
 import typer
 
-from labflow.cli.common import EXIT_INTERRUPTED, EXIT_INVALID, console, fail
+from labflow.cli.common import EXIT_INTERRUPTED, EXIT_INVALID, console, fail, output_folder
 
 __all__ = ["register", "EXIT_INTERRUPTED"]
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``run`` (refusing to start over an unfinished campaign) and ``resume``."""
+    """Add ``run`` (refusing to start over an unfinished campaign), ``resume`` and ``rebuild``."""
 
     @app.command("run")
     def run(
@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
         budget: Optional[int] = typer.Option(None, "--budget", min=1, help="number of experiments (overrides the recipe)"),
         seed: Optional[int] = typer.Option(None, "--seed", min=0, help="random seed (overrides the recipe)"),
         executor: Optional[str] = typer.Option(None, "--executor", help="an executor: prefect, local, virtual or an installed plug-in (overrides the recipe)"),
+        time_scale: Optional[float] = typer.Option(None, "--time-scale", min=0.0, help="a simulated lab's speed: 0 instant, 1 real time (overrides the lab config)"),
         quiet: bool = typer.Option(False, "--quiet", help="no live display"),
         new: bool = typer.Option(False, "--new", help="start a new campaign even if an unfinished one of this recipe is in OUT"),
     ) -> None:
@@ -38,19 +39,19 @@ def register(app: typer.Typer) -> None:
         """
         from labflow.errors import LabflowError, RecipeError
         from labflow.executors import executor_names
-        from labflow.launch import run_recipe
+        from labflow.launch import apply_overrides, run_recipe
         from labflow.live import LiveDisplay
         from labflow.recipe import load_recipe
 
         try:
+            output_folder(out, "--out")
             r = load_recipe(recipe)
-            if budget is not None or seed is not None:
-                r = r.replace(**{k: v for k, v in {"budget": budget, "seed": seed}.items() if v is not None})
             if executor is not None and executor not in executor_names():
                 raise RecipeError("invalid option", problems=[], hint=f"--executor takes one of {', '.join(executor_names())}")
-            display = LiveDisplay(r, console=console, enabled=not quiet)
+            display = LiveDisplay(apply_overrides(r, budget=budget, seed=seed)[0], console=console, enabled=not quiet)
             with display:
-                outcome = run_recipe(r, out, executor=executor, listeners=[display.update], new=new)  # type: ignore[arg-type]
+                outcome = run_recipe(r, out, budget=budget, seed=seed, executor=executor, time_scale=time_scale,  # type: ignore[arg-type]
+                                     listeners=[display.update], new=new)
         except RecipeError as exc:
             fail(exc, EXIT_INVALID)
         except LabflowError as exc:
@@ -76,8 +77,10 @@ def register(app: typer.Typer) -> None:
             fail(RecipeError("invalid option", hint=f"--executor takes one of {', '.join(executor_names())}"), EXIT_INVALID)
         try:
             cdir = find_campaign_dir(target)
-            r = recipe_from_header(cdir.history().header)
-            display = LiveDisplay(r, console=console, enabled=not quiet)
+            history = cdir.history()
+            r = recipe_from_header(history.header)
+            finished = history.end is not None and history.end.get("complete")  # resume_campaign refuses it: draw nothing
+            display = LiveDisplay(r, console=console, enabled=not quiet and not finished)
             with display:
                 outcome = resume_campaign(cdir.path, executor=executor, listeners=[display.update], break_lock=break_lock)  # type: ignore[arg-type]
         except LabflowError as exc:
@@ -89,6 +92,19 @@ def register(app: typer.Typer) -> None:
             f"(in flight at the interruption); previous file moved to quarantine: {len(info.get('quarantined', []))}",
             highlight=False,
         )
+
+
+    @app.command("rebuild")
+    def rebuild(
+        target: Path = typer.Argument(..., help="the campaign: its .labflow directory, its .h5 file, or the output directory"),
+        break_lock: bool = typer.Option(False, "--break-lock", help="take over a lock recorded by another host"),
+    ) -> None:
+        """Rewrite a campaign's HDF5 file from its ledger, finished or not (the old file goes to quarantine/)."""
+        from labflow.launch import rebuild_campaign
+
+        done = rebuild_campaign(target, break_lock=break_lock)  # errors: the CLI's one error path
+        moved = f"; the previous file is in {done.quarantined[0]}" if done.quarantined else ""
+        typer.echo(f"rebuilt {done.path} from its ledger: {done.experiments} experiments, {done.state}{moved}")
 
 
 def _fail_campaign(exc: Exception) -> None:

@@ -166,8 +166,13 @@ class PrefectExecutor(BaseExecutor):
         return replace(result, t_started=t_started, t_finished=self.now())
 
     def drive(self, body: Callable[[], T], *, name: str, run_name: str, workers: int) -> T:
-        """Run the campaign loop ``body`` as a Prefect flow with ``workers`` task threads."""
-        return run_as_flow(body, name=name, run_name=run_name, workers=workers)
+        """Run the campaign loop ``body`` as a Prefect flow with ``workers`` task threads, against
+        ``PREFECT_API_URL`` or else a Prefect API server that dies with this process
+        (:mod:`labflow.executors.prefect_server`)."""
+        from labflow.executors.prefect_server import campaign_api
+
+        with campaign_api():
+            return run_as_flow(body, name=name, run_name=run_name, workers=workers)
 
 
 def run_as_flow(body: Callable[[], T], *, name: str, run_name: str, workers: int) -> T:

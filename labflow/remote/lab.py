@@ -272,13 +272,16 @@ def load_instrument_pc_config(path: str | Path) -> tuple[InstrumentPCConfig, Pat
 
 
 def _resolve(ref: str, base: Path) -> Path:
-    cands = [base / ref, Path(ref)]
-    if "/" not in ref and not ref.endswith((".yaml", ".yml")):
-        cands += [base / f"{ref}.yaml", base.parent / "configs" / f"{ref}.yaml", Path.cwd() / "configs" / f"{ref}.yaml"]
-    for c in cands:
-        if c.is_file():
-            return c
-    raise RecipeError(f"lab config {ref!r} not found", problems=[Problem("serve.lab", f"looked at {[str(c) for c in cands]}")])
+    """The lab config ``serve.lab`` names: found as a recipe's lab is (:func:`labflow.lab.find_lab_config`,
+    from the instrument-PC config's folder), or a path relative to the working directory."""
+    from labflow.lab import LabNotFoundError, find_lab_config
+
+    try:
+        return find_lab_config(ref, base)
+    except LabNotFoundError:
+        if Path(ref).is_file():
+            return Path(ref)
+        raise
 
 
 def build_server(config: InstrumentPCConfig, base: Path | None = None, *, endpoint: str | None = None, journal: str | Path | None = None) -> Any:

@@ -46,7 +46,7 @@ from labflow.units import convert
 
 __all__ = ["cache_dir", "simulated_baselines"]
 
-FORMAT = 2
+FORMAT = 3  # 3: readings clipped to the physical range, as the instruments do
 
 
 def cache_dir() -> Path:
@@ -222,6 +222,8 @@ def _run_once(record: CampaignRecord, config: Any, kind: str, seed: int, n: int)
                     continue
                 std = float(noise.get(o.name, 0.0) or 0.0)
                 value = float(raw[o.name]) + (rng.normal(0.0, std) if std > 0 else 0.0)
+                if o.name in outputs:  # as the lab's instruments do: noise stays within the physical range
+                    value = outputs[o.name].clip(value)
                 outcomes[o.name] = convert(value, o.unit, from_unit=outputs[o.name].unit if o.name in outputs else o.unit)
             status = Status.FAILED if failed or not all(math.isfinite(v) for v in outcomes.values()) else Status.COMPLETED
             planner.tell(Observation(cand.uid, cand.params, outcomes if status is Status.COMPLETED else {}, status))

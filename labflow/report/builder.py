@@ -183,7 +183,10 @@ def _page(view: CampaignView, figs: dict[str, bytes], base: Any, mv: Any, cv: An
         "failed or invalid": len(rec.failed),
         "planner": view.planner,
         "executor": view.executor() or "-",
+        "state": rec.state.split(":")[0].split(" (")[0],
     }
+    if rec.overrides:
+        cards["run with"] = ", ".join(f"{k.replace('_', ' ')} {v.get('run')} (recipe: {v.get('recipe')})" for k, v in rec.overrides.items())
     span = view.makespan()
     if math.isfinite(span):
         div, unit = time_scale(span)

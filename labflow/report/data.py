@@ -151,7 +151,7 @@ class CampaignView:
         return float(np.nanmax(t)) if np.isfinite(t).any() else math.nan
 
     def executor(self) -> str:
-        return str(self.summary_attrs.get("executor") or self.record.recipe.get("execution", {}).get("executor", ""))
+        return self.record.executor
 
     # -- parameters -------------------------------------------------------------------
     def parameter_values(self, name: str) -> np.ndarray:

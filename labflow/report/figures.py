@@ -73,7 +73,9 @@ def figure_best_so_far(view: CampaignView, baselines: Mapping[str, Any] | None =
     """Best so far against experiment number and against (simulated or real) time, one row per objective.
 
     Every measured value is a dot, failures are red crosses on the axis, the initial design is
-    shaded; baselines (re-runs) are drawn as medians with an interquartile band.
+    shaded; baselines (re-runs) are drawn as medians with an interquartile band -- against time
+    only when the campaign itself ran in simulated time (the virtual executor): the re-runs are
+    in simulated seconds, a campaign on a real-time executor in wall-clock seconds.
     """
     objs = view.objectives
     fig = _new(11, 3.4 * len(objs))
@@ -95,7 +97,11 @@ def figure_best_so_far(view: CampaignView, baselines: Mapping[str, Any] | None =
             if fails.any():
                 lo = np.nanmin(vals) if np.isfinite(vals).any() else 0.0
                 ax.plot(x[fails], np.full(fails.sum(), lo), "x", color=FAIL, ms=6, label=f"failed ({int(fails.sum())})")
-            if baselines:
+            if baselines and col == 1 and not sim:
+                # the re-runs are in simulated seconds; this campaign ran in wall-clock seconds: one axis cannot hold both
+                ax.text(0.98, 0.02, "baselines ran in simulated time: compare them by experiment number (left)",
+                        transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="#555555")
+            elif baselines:
                 for name, runs in baselines.get("planners", {}).items():
                     traces = np.array([best_so_far(np.array(r, dtype=float), o.sign) for r in runs["values"][o.name]], dtype=float)
                     if traces.size == 0:

@@ -37,6 +37,18 @@ class Output:
     name: str
     unit: str = ""
     direction: str = "maximize"
+    low: float | None = None
+    """The least value the quantity can physically take (a yield: 0 %); None: unbounded."""
+    high: float | None = None
+    """The largest value it can physically take (a yield: 100 %); None: unbounded."""
+
+    def clip(self, value: float) -> float:
+        """``value`` within the physical range: what a real instrument could report (noise included)."""
+        if self.low is not None and value < self.low:
+            return float(self.low)
+        if self.high is not None and value > self.high:
+            return float(self.high)
+        return float(value)
 
 
 class Landscape(ABC):

@@ -286,7 +286,8 @@ class SimInstrument(CharacterizationInstrument):
         if why:
             raise SampleFault(f"{self.name}: sample {sample.uid}: {why}", hint="a property of the sample, not of the instrument")
         clean = self.landscape.evaluate(sample.params)
-        return {n: float(clean[n]) + noise[n] for n in self.output_names}
+        # noise never takes a reading out of its physical range (a yield stays within 0-100 %)
+        return {n: self.landscape.output(n).clip(float(clean[n]) + noise[n]) for n in self.output_names}
 
 
 def make_sim_station(name: str, landscape: Landscape, handoff: SampleHandoff, **kwargs: Any) -> SimSynthesisStation:

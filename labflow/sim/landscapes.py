@@ -179,7 +179,7 @@ class MaterialsLandscape(Landscape):
         Input("time", 30.0, 7200.0, "s"),
         Input("dopant_fraction", 0.0, 1.0, ""),
     )
-    outputs = (Output("product_yield", "percent", "maximize"),)
+    outputs = (Output("product_yield", "percent", "maximize", low=0.0, high=100.0),)
 
     GAS_CONSTANT = 8.314462618  # J / (mol K)
 
@@ -334,7 +334,7 @@ class PerovskiteLandscape(Landscape):
         Input("solvent", choices=("DMF", "DMSO", "GBL")),
         Input("anneal_temperature", 333.15, 473.15, "K"),
     )
-    outputs = (Output("efficiency", "percent", "maximize"),)
+    outputs = (Output("efficiency", "percent", "maximize", low=0.0, high=100.0),)
 
     def __init__(self, *, t_width: float = 0.025, temperature_width: float = 25.0, cs_bonus: float = 0.2) -> None:
         """``t_width``: width of the tolerance-factor optimum; ``temperature_width`` [K]; ``cs_bonus``: the caesium gain."""
@@ -469,7 +469,7 @@ class ThinFilmLandscape(Landscape):
         Input("layers", 1, 12, "", integer=True),
         Input("atmosphere", choices=("air", "argon", "forming_gas")),
     )
-    outputs = (Output("conductivity", "S/cm", "maximize"), Output("transparency", "percent", "maximize"))
+    outputs = (Output("conductivity", "S/cm", "maximize", low=0.0), Output("transparency", "percent", "maximize", low=0.0, high=100.0))
     LAYER_NM = 50.0
 
     def __init__(self, *, crack_limit: float = 1.6e5) -> None:

@@ -147,7 +147,8 @@ def _file_readable(p) -> bool:
         return False
 
 
-def rebuild_provenance(cdir: CampaignDir, history: CampaignHistory, *, space: Any, objectives: Sequence[Any]) -> tuple[ProvenanceWriter, dict]:
+def rebuild_provenance(cdir: CampaignDir, history: CampaignHistory, *, space: Any, objectives: Sequence[Any],
+                       why: str = "left by an interrupted campaign; rebuilt from the ledger on resume") -> tuple[ProvenanceWriter, dict]:
     """Build the provenance file again from the ledger; the old one (and any partial one) goes to
     quarantine. Returns the open writer (ready to append) and a report of what was moved."""
     h = history.header
@@ -155,9 +156,8 @@ def rebuild_provenance(cdir: CampaignDir, history: CampaignHistory, *, space: An
     report: dict[str, Any] = {"quarantined": [], "old_file_readable": None}
     if final.exists():
         report["old_file_readable"] = _file_readable(final)
-        why = "left by an interrupted campaign; rebuilt from the ledger on resume" + (
-            "" if report["old_file_readable"] else " (it did not open as HDF5)")
-        report["quarantined"].append(str(cdir.quarantine_file(final, why)))
+        reason = why + ("" if report["old_file_readable"] else " (it did not open as HDF5)")
+        report["quarantined"].append(str(cdir.quarantine_file(final, reason)))
     if cdir.partial_path.exists():
         report["quarantined"].append(str(cdir.quarantine_file(cdir.partial_path, "a provenance file a crash left half-built")))
     writer = ProvenanceWriter(
@@ -165,6 +165,7 @@ def rebuild_provenance(cdir: CampaignDir, history: CampaignHistory, *, space: An
         recipe_hash=h["recipe_hash"], lab=h["lab"], seed=h["seed"], planner=h["planner"], campaign_id=h["campaign_id"],
         create_at=cdir.partial_path, created=h.get("created"), flush_interval=FLUSH_INTERVAL,
     )
+    writer.record_run(executor=h.get("executor", ""), overrides=h.get("overrides") or {})
     for s in history.suggestions:
         writer.record_suggestion(t=s["t"], planner=s["planner"], generator=s["generator"], candidates=[c["uid"] for c in s["candidates"]],
                                  n_observations=s["n_observations"], state_hash=s["state_hash"], state=s["state"], latency=s["latency"])

@@ -543,13 +543,23 @@ class ProvenanceWriter:
             self._f.flush()
 
     @_guard_disk
-    def set_summary(self, summary: Mapping[str, Any]) -> None:
+    def record_run(self, *, executor: str, overrides: Mapping[str, Any]) -> None:
+        """How the campaign was run: the executor, and each setting given on the command line (or
+        to :func:`labflow.launch.run_recipe`) that changed the recipe's, ``{name: {"recipe", "run"}}``."""
+        with self._lock:
+            self._f.attrs["executor"] = executor
+            self._f.attrs["overrides"] = _json(dict(overrides))
+            self._f.flush()
+
+    @_guard_disk
+    def set_summary(self, summary: Mapping[str, Any], *, finished: str | None = None) -> None:
         """Store the campaign's end state (counts, best point, stop reason) as root attributes,
-        and the Pareto front and hypervolume of its experiments (``/pareto``)."""
+        and the Pareto front and hypervolume of its experiments (``/pareto``). ``finished``: when
+        it ended (default: now; a rebuild passes the time the ledger recorded)."""
         with self._lock:
             self._write_pending()
             self._f.attrs["summary"] = _json(summary)
-            self._f.attrs["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            self._f.attrs["finished"] = finished or time.strftime("%Y-%m-%dT%H:%M:%S%z")
             self._write_pareto()
             self._f.flush()
 
@@ -625,6 +635,31 @@ class CampaignRecord:
         return _fidelity_parameter(self.recipe)
 
     @property
+    def end_summary(self) -> dict[str, Any]:
+        """The end state written when the campaign ended or stopped (empty while it runs or after a crash)."""
+        return _json_attr(self.attrs.get("summary"), {})
+
+    @property
+    def executor(self) -> str:
+        """The executor the campaign ran on (as run, not as the recipe says)."""
+        return str(self.attrs.get("executor") or self.end_summary.get("executor") or self.recipe.get("execution", {}).get("executor", ""))
+
+    @property
+    def overrides(self) -> dict[str, dict[str, Any]]:
+        """Settings that changed the recipe's for this run: ``{name: {"recipe": as written, "run": as run}}``."""
+        return _json_attr(self.attrs.get("overrides"), {})
+
+    @property
+    def state(self) -> str:
+        """``finished``, ``stopped early: <why>`` or ``interrupted`` (no end recorded: running, or killed)."""
+        end = self.end_summary
+        if not end:
+            return "interrupted (no end recorded: still running, or killed; `labflow resume` continues it)"
+        if end.get("stop_reason"):
+            return f"stopped early: {end['stop_reason']}"
+        return "finished"
+
+    @property
     def target_fidelity(self) -> str | None:
         return _target_fidelity(self.recipe)
 
@@ -675,6 +710,11 @@ class CampaignRecord:
             "experiments": int(len(self.experiments)),
             "completed": int(len(self.completed)),
             "failed": int(len(self.failed)),
+            "executor": self.executor,
+            "overrides": self.overrides,
+            "state": self.state,
+            "interrupted": int(len(self.interrupted)),
+            "repeated": int(self.experiments["repeated"].astype(int).clip(lower=0).sum()) if "repeated" in self.experiments else 0,
             "best": self.best(),
             "recipe": self.recipe,
             "versions": self.versions,
@@ -698,6 +738,10 @@ class CampaignRecord:
         }
 
 
+def _json_attr(v: Any, default: Any) -> Any:
+    return default if v is None or v == "" else json.loads(v)
+
+
 def _plain(v: Any) -> Any:
     if isinstance(v, bytes):
         return v.decode()
@@ -717,17 +761,34 @@ def _equal_length(columns: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_campaign(path: str | Path) -> CampaignRecord:
-    """Read a provenance file (also one still being written, or left by a crash)."""
+    """Read a provenance file (also one still being written, or left by a crash).
+
+    Raises :class:`~labflow.errors.ProvenanceError` for a file that is missing, not HDF5, not
+    labflow's, or damaged (flipped bits, a group deleted): the message names the file and what
+    could not be read, the hint how to rebuild it from the campaign's ledger where there is one.
+    """
     p = Path(path)
+    try:
+        return _read_campaign_file(p)
+    except ProvenanceError:
+        raise
+    except (KeyError, OSError, ValueError, TypeError, RuntimeError) as exc:  # h5py's errors for a damaged file
+        raise ProvenanceError(f"{p} is damaged: {type(exc).__name__}: {exc}", hint=_rebuild_hint(p)) from exc
+
+
+def _rebuild_hint(p: Path) -> str:
+    if p.with_suffix(".labflow").is_dir():
+        return f"its campaign ledger is intact beside it: `labflow rebuild {p.with_suffix('.labflow')}` rewrites the file from it"
+    return "restore the file from a copy (no campaign ledger .labflow is beside it to rebuild it from)"
+
+
+def _read_campaign_file(p: Path) -> CampaignRecord:
     if not p.is_file():
         raise ProvenanceError(f"no provenance file at {p}")
     try:
         f = h5py.File(p, "r", locking=False)
     except OSError as exc:
-        hint = None
-        if p.with_suffix(".labflow").is_dir():
-            hint = f"it belongs to an interrupted campaign; labflow resume {p} rebuilds it from the campaign ledger"
-        raise ProvenanceError(f"{p} is not a readable HDF5 file: {exc}", hint=hint) from exc
+        raise ProvenanceError(f"{p} is not a readable HDF5 file: {exc}", hint=_rebuild_hint(p)) from exc
     with f:
         if f.attrs.get("format") != "labflow-provenance":
             raise ProvenanceError(f"{p} is an HDF5 file but not a labflow provenance file (no 'format' attribute)")

@@ -45,7 +45,7 @@ def test_live_display_shows_stations_last_results_and_best(tmp_path):
     assert any("busy" in f for f in frames)                     # stations shown busy while experiments run
     assert "station1" in final and "station2" in final and "idle" in final
     assert "last 5 results" in final and "completed" in final   # the last results, newest first
-    assert "best so far" in final and "product_yield [percent]" in final and "temperature [degC]" in final
+    assert "best so far" in final and "product_yield" in final and "[percent]" in final and "[degC]" in final  # unit under the name
     assert "lab time" in final                                  # virtual time is shown
     assert sum(st["done"] for st in display.stations.values()) == 6
 
