@@ -5,6 +5,11 @@ thread pool with one worker per station, so one experiment is in flight per stat
 runs the experiment's attempts under the campaign's attempt policy -- the same rule as every
 other executor -- so Prefect's own task retries stay off: they would retry sample faults, which
 must never be retried, and lose the per-attempt reasons and run uids.
+
+Prefect's task timeouts stay off too: tasks run in worker threads, where Prefect cannot interrupt
+a blocking call. Experiments are bounded inside the plan instead: every wait has the recipe's
+``execution.timeout``, every device Status times out, and reads are bounded
+(:func:`labflow.plans.bounded_read`).
 """
 
 from __future__ import annotations
@@ -55,9 +60,7 @@ class PrefectExecutor(BaseExecutor):
 
     def __init__(self, *, policy: AttemptPolicy | None = None, retries: int = 0, retry_delay: float = 0.0,
                  workers: int | None = None) -> None:
-        # No Prefect task timeout: tasks run in worker threads, where Prefect cannot interrupt a
-        # blocking call. Experiments are bounded where it works: every device wait in the plan
-        # has a timeout (the recipe's execution.timeout), and ophyd Status objects time out too.
+        # No Prefect task timeout (see the module docstring): the plan bounds every experiment.
         super().__init__(policy=policy, retries=retries, retry_delay=retry_delay)
         self.workers = workers
         self._done: queue.Queue = queue.Queue()
