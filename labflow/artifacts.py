@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import logging
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +33,10 @@ log = logging.getLogger("labflow.artifacts")
 
 def in_prefect_flow() -> bool:
     """True when called inside a running Prefect flow (where artifacts have a run to belong to)."""
-    try:
-        from prefect.context import FlowRunContext
-    except ImportError:  # pragma: no cover - prefect is a dependency
+    if "prefect.context" not in sys.modules:  # no flow can run before Prefect is imported
         return False
+    from prefect.context import FlowRunContext
+
     return FlowRunContext.get() is not None
 
 

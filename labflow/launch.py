@@ -37,7 +37,7 @@ from labflow.executors import executor_class, executor_names, make_executor
 from labflow.planners import make_planner
 from labflow.recipe import Recipe
 from labflow.store.campaign_dir import SUFFIX, CampaignDir, CampaignHistory, unfinished_campaigns
-from labflow.store.journal import CampaignJournal, header_record, rebuild_provenance
+from labflow.store.journal import FLUSH_INTERVAL, CampaignJournal, header_record, rebuild_provenance
 from labflow.store.ledger import Ledger
 from labflow.store.provenance import ProvenanceWriter
 
@@ -160,7 +160,7 @@ def run_recipe(
         writer = ProvenanceWriter(
             path, campaign=recipe.name, space=space, objectives=objectives, recipe_text=recipe.text, recipe=recipe.to_dict(),
             recipe_hash=recipe.hash, lab=recipe.lab_config.model_dump(mode="json"), seed=recipe.seed, planner=planner.name,
-            campaign_id=campaign_id, create_at=cdir.partial_path, created=created,
+            campaign_id=campaign_id, create_at=cdir.partial_path, created=created, flush_interval=FLUSH_INTERVAL,
         )
         if prior_sources:
             writer.record_prior(_prior_frame(prior_obs), prior_sources)

@@ -64,7 +64,8 @@ class Campaign:
     failure_budget: when to give up (:class:`FailureBudget`; default: >50 % after >= 5 failures).
     handle_signals: stop cleanly on SIGINT/SIGTERM during the run (main thread only).
     stop_grace: seconds a deferred stop waits for a checkpoint before pausing at once.
-    snapshot_every: write the planner snapshot every this many finished experiments.
+    snapshot_every: write the planner snapshot every this many finished experiments (later in a long
+        campaign, every tenth of those finished: a snapshot holds the whole history).
     sample_fault_patterns: regular expressions; a failure whose reason matches is the sample's
         fault. Added to the executor's attempt policy, which applies them (kept for callers that
         build the executor without them).
@@ -116,6 +117,7 @@ class Campaign:
         self.routing = Routing(routes, route_parameter, costs, [r.name for r in self.runners])
         self.handle_signals = handle_signals
         self.snapshot_every = max(1, int(snapshot_every))
+        self._next_snapshot = self.snapshot_every
         self.control = CampaignControl(stop_grace)
         for r in self.runners:
             r.control = self.control
@@ -309,7 +311,7 @@ class Campaign:
             s.repeated += 1
         s.best = self.planner.best()
         s.last = result
-        if s.finished % self.snapshot_every == 0:
+        if s.finished >= self._next_snapshot:
             self.snapshot()
         self._emit("finished")
 
@@ -354,6 +356,9 @@ class Campaign:
     def snapshot(self) -> None:
         """Record the planner's state and the counters (a resume checks against it)."""
         s = self.state
+        # Every ``snapshot_every`` experiments, and never more often than every tenth of those
+        # finished: a snapshot holds the whole history, so a fixed period would cost O(N^2).
+        self._next_snapshot = s.finished + max(self.snapshot_every, s.finished // 10)
         self.journal.snapshot({"planner": self.planner.state_dict(), "state_hash": self.planner.state_hash(),
                                "finished": s.finished, "completed": s.completed, "failed": s.failed, "budget": s.budget})
 

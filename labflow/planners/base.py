@@ -214,11 +214,17 @@ class Planner(ABC):
 
     def best(self) -> Observation | None:
         """The best completed observation of the first objective (None before any)."""
-        done = self.completed()
-        if not done:
-            return None
+        # Folded in incrementally (the loop asks after every experiment): only the observations
+        # added since the last call are looked at, unless the history was replaced.
+        obs = self._observations
+        cached = getattr(self, "_best_cache", None)
+        best, start = (None, 0) if cached is None or cached[2] is not obs or cached[1] > len(obs) else cached[:2]
         obj = self.objectives[0]
-        return max(done, key=lambda o: obj.sign * o.outcomes[obj.name])
+        for o in obs[start:]:
+            if o.status is Status.COMPLETED and (best is None or obj.sign * o.outcomes[obj.name] > obj.sign * best.outcomes[obj.name]):
+                best = o
+        self._best_cache = (best, len(obs), obs)
+        return best
 
     def pareto_front(self) -> pd.DataFrame:
         """The completed observations no other completed one beats in every objective.

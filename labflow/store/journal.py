@@ -30,7 +30,12 @@ from labflow.store.ledger import Ledger
 from labflow.store.provenance import ProvenanceWriter
 from labflow.faults import crashpoint
 
-__all__ = ["CampaignJournal", "header_record", "rebuild_provenance"]
+__all__ = ["FLUSH_INTERVAL", "CampaignJournal", "header_record", "rebuild_provenance"]
+
+# How stale a running campaign's HDF5 file may be, in seconds. The ledger is fsynced before each
+# step is acted on; the HDF5 file is derived from it, so it is written in batches (a live reader
+# sees rows at most this late) instead of one resize and flush per cell and document.
+FLUSH_INTERVAL = 1.0
 
 
 def header_record(*, campaign: str, campaign_id: str, recipe_text: str, recipe: Mapping[str, Any], recipe_hash: str,
@@ -51,7 +56,7 @@ class CampaignJournal:
         self.cdir = cdir
         self.ledger = ledger
         self.writer = writer
-        self.suggestions = len(writer._suggestions)  # noqa: SLF001 - continue numbering after a rebuild
+        self.suggestions = writer.n_suggestions  # continue numbering after a rebuild
 
     @property
     def campaign_id(self) -> str:
@@ -64,12 +69,15 @@ class CampaignJournal:
     # -- the Campaign's sink interface ------------------------------------------------------
     def suggestion(self, *, t: float, planner: str, generator: str, candidates: Sequence[Candidate], n_observations: int,
                    state_hash: str, state: Mapping[str, Any], latency: float) -> int:
+        """Ledger a planner decision. Not fsynced on its own: nothing acts on it before the
+        ``started`` record of its first candidate, whose fsync makes it durable too (a crash
+        before that loses only a proposal nobody ran, and the planner proposes again)."""
         index = self.suggestions
         self.ledger.append({
             "k": "suggestion", "index": index, "t": t, "planner": planner, "generator": generator,
             "candidates": [{"uid": c.uid, "params": dict(c.params), "planner": c.planner, "generator": c.generator} for c in candidates],
             "n_observations": n_observations, "state_hash": state_hash, "state": dict(state), "latency": latency,
-        })
+        }, sync=False)
         self.suggestions += 1
         got = self.writer.record_suggestion(t=t, planner=planner, generator=generator, candidates=[c.uid for c in candidates],
                                             n_observations=n_observations, state_hash=state_hash, state=state, latency=latency)
@@ -145,7 +153,7 @@ def rebuild_provenance(cdir: CampaignDir, history: CampaignHistory, *, space: An
     writer = ProvenanceWriter(
         final, campaign=h["campaign"], space=space, objectives=objectives, recipe_text=h["recipe_text"], recipe=h["recipe"],
         recipe_hash=h["recipe_hash"], lab=h["lab"], seed=h["seed"], planner=h["planner"], campaign_id=h["campaign_id"],
-        create_at=cdir.partial_path, created=h.get("created"),
+        create_at=cdir.partial_path, created=h.get("created"), flush_interval=FLUSH_INTERVAL,
     )
     for s in history.suggestions:
         writer.record_suggestion(t=s["t"], planner=s["planner"], generator=s["generator"], candidates=[c["uid"] for c in s["candidates"]],

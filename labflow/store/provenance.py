@@ -16,8 +16,11 @@ Layout (every group carries an ``NX_class`` attribute so NeXus-aware viewers sho
     /documents              every bluesky document as (name, JSON) in arrival order: the full record
     /runs/<run uid>/        per bluesky run: attrs start, stop (JSON); descriptors; events/<stream>/<key>
 
-Writes are serialized by a lock (several stations' RunEngines emit documents at once) and
-flushed after each experiment.
+Writes are serialized by a lock (several stations' RunEngines emit documents at once). By
+default each call is written through and flushed; a campaign's writer is buffered instead
+(``flush_interval``): rows reach the file in batches, one resize and write per column, at most
+that many seconds after they arrived and at every sync and at the end. The ledger, fsynced first,
+is what makes them durable.
 
 Crash safety. A campaign run by :func:`labflow.launch.run_recipe` keeps its source of truth in an
 append-only, checksummed ledger (:mod:`labflow.store.ledger`); this file is *derived* from it. It
@@ -109,7 +112,7 @@ def _default(o: Any) -> Any:
 
 
 class _Table:
-    """A group of equal-length, resizable 1-D datasets appended row by row."""
+    """A group of equal-length, resizable 1-D datasets appended to in batches of rows."""
 
     def __init__(self, group: h5py.Group, columns: Mapping[str, tuple[Any, str | None]]) -> None:
         self.group = group
@@ -119,22 +122,33 @@ class _Table:
                 if units is not None:
                     ds.attrs["units"] = units
         self.columns = list(columns)
-        # The datasets and their kinds, looked up once: a row appends to every column, and h5py's
-        # name lookup and dtype property cost more than the write itself (loop-overhead profile).
+        # The datasets and their kinds, looked up once: h5py's name lookup and dtype property cost
+        # more than a small write (loop-overhead profile).
         self._datasets = [group[name] for name in self.columns]
         self._kinds = [ds.dtype.kind for ds in self._datasets]
+        self._dtypes = [ds.dtype for ds in self._datasets]
+        self._n = self._datasets[0].shape[0] if self._datasets else 0
 
     def __len__(self) -> int:
-        return self._datasets[0].shape[0] if self._datasets else 0
+        return self._n
 
     def append(self, row: Mapping[str, Any]) -> None:
-        n = len(self)
+        self.extend([row])
+
+    def extend(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Append ``rows``: one resize and one write per column, however many rows."""
+        if not rows:
+            return
+        n, m = self._n, len(rows)
         half = len(self.columns) // 2
-        for i, (name, ds, kind) in enumerate(zip(self.columns, self._datasets, self._kinds)):
+        for i, (name, ds, kind, dtype) in enumerate(zip(self.columns, self._datasets, self._kinds, self._dtypes)):
             if i == half:
-                crashpoint("hdf5.mid_append")
-            ds.resize((n + 1,))
-            ds[n] = _cell(kind, row.get(name))
+                for _ in rows:  # one hit per row, as when rows were written one by one
+                    crashpoint("hdf5.mid_append")
+            values = np.asarray([_cell(kind, row.get(name)) for row in rows], dtype=dtype if kind in "fiu" else object)
+            ds.resize((n + m,))
+            ds[n : n + m] = values
+        self._n = n + m
 
 
 def _cell(kind: str, value: Any) -> Any:
@@ -194,6 +208,7 @@ class ProvenanceWriter:
         campaign_id: str | None = None,
         create_at: str | Path | None = None,
         created: str | None = None,
+        flush_interval: float = 0.0,
     ) -> None:
         self.path = Path(path)
         if self.path.exists():
@@ -207,6 +222,14 @@ class ProvenanceWriter:
         self.campaign_id = campaign_id or str(uuid.uuid4())
         self._lock = threading.RLock()
         self._runs: dict[str, dict[str, Any]] = {}
+        # Buffered writing (``flush_interval`` > 0): rows wait here and reach the file in batches,
+        # at the latest ``flush_interval`` seconds after they arrived (a background timer), and at
+        # every sync, summary and close. 0 writes each call through at once.
+        self.flush_interval = float(flush_interval)
+        self._pending: dict[str, list[Any]] = {"suggestions": [], "experiments": [], "interrupted": [], "documents": [], "runs": []}
+        self._n_suggestions = 0
+        self._timer: threading.Timer | None = None
+        self._flush_error: BaseException | None = None
         try:
             # HDF5's own file lock is off so that `labflow inspect` and live monitors can read the file
             # while it is written; a campaign has one writer by construction (one writer object per file).
@@ -280,14 +303,67 @@ class ProvenanceWriter:
         self._documents = _Table(docs, {"name": (STR, None), "doc": (STR, None)})
         runs = f.create_group("runs")
         runs.attrs["NX_class"] = "NXcollection"
+        self._n_suggestions = len(self._suggestions)
         f.flush()
 
     # -- writing ------------------------------------------------------------------------
+    @property
+    def n_suggestions(self) -> int:
+        """Planner decisions recorded so far (written or waiting in the buffer)."""
+        return self._n_suggestions
+
+    def _queued(self) -> bool:
+        return any(self._pending.values())
+
+    def _write_pending(self) -> None:
+        """Write every buffered row and run to the file, table by table (caller holds the lock)."""
+        if self._flush_error is not None:  # the background flush failed: say so on the caller's thread
+            exc, self._flush_error = self._flush_error, None
+            raise exc
+        if not self._queued():
+            return
+        pending = self._pending
+        self._pending = {k: [] for k in pending}
+        self._suggestions.extend(pending["suggestions"])
+        self._experiments.extend(pending["experiments"])
+        self._interrupted.extend(pending["interrupted"])
+        self._documents.extend([{"name": name, "doc": _json(doc)} for name, doc in pending["documents"]])
+        for run, stop in pending["runs"]:
+            self._write_run(run, stop)
+        self._f.flush()
+
+    def _written(self) -> None:
+        """After a call that queued rows: write them now, or make sure the timer will."""
+        if self.flush_interval <= 0:
+            self._write_pending()
+        elif self._timer is None and self._queued():
+            self._timer = threading.Timer(self.flush_interval, self._timed_flush)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _timed_flush(self) -> None:
+        with self._lock:
+            self._timer = None
+            if not self._f.id.valid:
+                return
+            try:
+                self._write_pending()
+            except Exception as exc:  # noqa: BLE001 - re-raised on the writer's next call, on its caller's thread
+                self._flush_error = exc
+
     @_guard_disk
-    def sync(self) -> None:
-        """Flush HDF5's buffers and fsync the file: what was written is on disk."""
+    def flush(self) -> None:
+        """Write what is buffered to the file (HDF5's buffers flushed, not fsynced)."""
         with self._lock:
             if self._f.id.valid:
+                self._write_pending()
+
+    @_guard_disk
+    def sync(self) -> None:
+        """Write what is buffered, flush HDF5's buffers and fsync the file: what was recorded is on disk."""
+        with self._lock:
+            if self._f.id.valid:
+                self._write_pending()
                 self._f.flush()
                 try:
                     os.fsync(self._f.id.get_vfd_handle())
@@ -308,8 +384,8 @@ class ProvenanceWriter:
     def record_interrupted(self, row: Mapping[str, Any]) -> None:
         """Note an attempt a crash or a stop cut short (it is repeated, at most once, on resume)."""
         with self._lock:
-            self._interrupted.append(row)
-            self._f.flush()
+            self._pending["interrupted"].append(dict(row))
+            self._written()
 
     @_guard_disk
     def record_suggestion(
@@ -326,8 +402,8 @@ class ProvenanceWriter:
     ) -> int:
         """Record one planner decision; returns its index (referenced by the experiments it proposed)."""
         with self._lock:
-            index = len(self._suggestions)
-            self._suggestions.append(
+            index = self._n_suggestions
+            self._pending["suggestions"].append(
                 {
                     "t": t,
                     "planner": planner,
@@ -341,21 +417,25 @@ class ProvenanceWriter:
                     "decision": _json((state or {}).get("last_decision", {})),
                 }
             )
-            self._f.flush()
+            self._n_suggestions += 1
+            self._written()
             return index
 
     @_guard_disk
     def record_experiment(self, row: Mapping[str, Any]) -> None:
-        """Append one finished experiment (parameters, outcomes, status, timing) and flush."""
+        """Append one finished experiment (parameters, outcomes, status, timing)."""
         with self._lock:
-            self._experiments.append(row)
-            self._f.flush()
+            self._pending["experiments"].append(dict(row))
+            self._written()
 
     @_guard_disk
     def __call__(self, name: str, doc: Mapping[str, Any]) -> None:
-        """A bluesky document callback: subscribe it to each RunEngine (``RE.subscribe(writer)``)."""
+        """A bluesky document callback: subscribe it to each RunEngine (``RE.subscribe(writer)``).
+
+        Documents are kept as they come (bluesky never changes a document once emitted) and
+        encoded when written, so the RunEngine's thread only files them."""
         with self._lock:
-            self._documents.append({"name": name, "doc": _json(doc)})
+            self._pending["documents"].append((name, doc))
             if name == "start":
                 self._runs[doc["uid"]] = {"start": doc, "descriptors": {}, "events": {}}
             elif name == "descriptor":
@@ -370,8 +450,8 @@ class ProvenanceWriter:
             elif name == "stop":
                 run = self._runs.pop(doc["run_start"], None)
                 if run is not None:
-                    self._write_run(run, doc)
-                self._f.flush()
+                    self._pending["runs"].append((run, doc))
+                self._written()
 
     def _write_run(self, run: dict[str, Any], stop: Mapping[str, Any]) -> None:
         start = run["start"]
@@ -413,6 +493,7 @@ class ProvenanceWriter:
         where they came from (e.g. ``{"path", "sha256", "rows"}``). Written once.
         """
         with self._lock:
+            self._write_pending()
             if "prior" in self._f:
                 del self._f["prior"]
             g = self._f.create_group("prior")
@@ -436,6 +517,7 @@ class ProvenanceWriter:
         """Store the campaign's end state (counts, best point, stop reason) as root attributes,
         and the Pareto front and hypervolume of its experiments (``/pareto``)."""
         with self._lock:
+            self._write_pending()
             self._f.attrs["summary"] = _json(summary)
             self._f.attrs["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             self._write_pareto()
@@ -458,9 +540,14 @@ class ProvenanceWriter:
         g.attrs["reference"] = front["reference"]
 
     def close(self) -> None:
+        """Write what is buffered and close the file."""
         with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             if self._f.id.valid:
                 try:
+                    self._write_pending()
                     self._f.flush()
                 finally:
                     self._f.close()
