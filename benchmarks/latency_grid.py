@@ -62,21 +62,24 @@ def main() -> None:
     args = ap.parse_args()
     threads = pin_threads()
     rows = []
-    for d in args.dims:
-        for n in args.sizes:
-            runs = [cell(n, d, seed) for seed in range(args.repeats)]
-            row = {"n": n, "d": d, "repeats": len(runs),
-                   "cold_s": statistics.median(r["cold_s"] for r in runs), "warm_s": statistics.median(r["warm_s"] for r in runs),
-                   "cold_runs_s": [round(r["cold_s"], 4) for r in runs], "warm_runs_s": [round(r["warm_s"], 4) for r in runs]}
-            row["warm_faster"] = row["warm_s"] < row["cold_s"]
-            rows.append(row)
-            print(f"d={d} n={n}: cold {row['cold_s']:.3f} s, warm {row['warm_s']:.3f} s (medians of {len(runs)})", file=sys.stderr)
-    table = markdown_table(rows, ["d", "n", "repeats", "cold_s", "warm_s", "warm_faster"])
+    cells = [(d, n) for d in args.dims for n in args.sizes]
     cmd = (".venv/bin/python benchmarks/latency_grid.py --sizes " + " ".join(map(str, args.sizes)) + " --dims "
            + " ".join(map(str, args.dims)) + f" --repeats {args.repeats}")
-    write_results("latency_grid", {"threads": threads, "rows": rows}, table, cmd,
-                  note="Medians of the repeats; each run's time is in the JSON (cold_runs_s, warm_runs_s).")
-
+    for k, (d, n) in enumerate(cells):
+        runs = [cell(n, d, seed) for seed in range(args.repeats)]
+        row = {"n": n, "d": d, "repeats": len(runs),
+               "cold_s": statistics.median(r["cold_s"] for r in runs), "warm_s": statistics.median(r["warm_s"] for r in runs),
+               "cold_runs_s": [round(r["cold_s"], 4) for r in runs], "warm_runs_s": [round(r["warm_s"], 4) for r in runs]}
+        row["warm_faster"] = row["warm_s"] < row["cold_s"]
+        rows.append(row)
+        print(f"d={d} n={n}: cold {row['cold_s']:.3f} s, warm {row['warm_s']:.3f} s (medians of {len(runs)})", file=sys.stderr)
+        missing = [f"d={dd} n={nn}" for dd, nn in cells[k + 1:]]
+        # written after every cell, so a run stopped early keeps what it measured and says what it did not
+        note = "Medians of the repeats; each run's time is in the JSON (cold_runs_s, warm_runs_s)."
+        if missing:
+            note += " Not measured yet (the run was stopped or is still going): " + ", ".join(missing) + "."
+        table = markdown_table(rows, ["d", "n", "repeats", "cold_s", "warm_s", "warm_faster"])
+        write_results("latency_grid", {"threads": threads, "rows": rows, "missing": missing}, table, cmd, note=note)
 
 if __name__ == "__main__":
     main()
