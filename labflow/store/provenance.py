@@ -552,8 +552,7 @@ class ProvenanceWriter:
                     ds = sg.create_dataset(key, data=[_json(v) if not isinstance(v, str) else v for v in values], dtype=STR)
                 units = info.get("units")
                 if units:
-                    ds.attrs["units"] = units
-                ds.attrs["source"] = info.get("source", "")
+                    ds.attrs["units"] = units  # the source of each key is in the stream's ``descriptor``
                 if info.get("external"):
                     ds.attrs["external"] = info["external"]
             sg.create_dataset("time", data=np.array([ev["time"] for ev in events], dtype=float)).attrs["units"] = "s"
