@@ -17,6 +17,11 @@ simulated lab) against the bare RunEngine doing the same N runs, and reports the
 the resident memory after 1,000 and after N experiments; ``--profile`` prints the top entries of
 a cProfile of the local arm.
 
+Every arm reports wall time and the CPU time of this process (all its threads) per experiment.
+Wall time is the figure that matters in a lab; CPU time is the one to compare on a shared,
+loaded machine, where wall time also measures the neighbours. The Prefect arm's server runs in
+another process, so its CPU is not counted there.
+
     .venv/bin/python benchmarks/loop_overhead.py [--n 100] [--big 10000] [--profile]
 """
 
@@ -36,11 +41,13 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="labflow-bench-pre
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # a loaded machine starts it slowly
 
 
-def bare_runengine(recipe, n: int, *, threads: bool = True) -> float:
+def bare_runengine(recipe, n: int, *, threads: bool = True) -> tuple[float, float]:
     """Seconds per experiment of bare RunEngines, one per station of the lab, on ``n`` points shared
-    round-robin; each station's RunEngine runs in its own thread (``threads``), as labflow's do."""
+    round-robin; each station's RunEngine runs in its own thread (``threads``), as labflow's do.
+    Returns (wall seconds, CPU seconds of this process) per experiment."""
     import threading
 
     from bluesky import RunEngine
@@ -57,7 +64,7 @@ def bare_runengine(recipe, n: int, *, threads: bool = True) -> float:
         for p in params[i::len(stations)]:
             engines[i](run_experiment(stations[i], p, {"campaign": "bare"}))
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if threads:
         workers = [threading.Thread(target=work, args=(i,)) for i in range(len(stations))]
         for w in workers:
@@ -67,9 +74,9 @@ def bare_runengine(recipe, n: int, *, threads: bool = True) -> float:
     else:
         for i in range(len(stations)):
             work(i)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     lab.close()
-    return dt / n
+    return dt / n, cpu / n
 
 
 def rss_mb() -> float:
@@ -89,11 +96,12 @@ def big_campaign(recipe, n: int, out: Path) -> dict:
             marks[f"rss_mb_at_{state.finished}"] = rss_mb()
             marks[f"s_at_{state.finished}"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     run_recipe(recipe.replace(budget=n), out / "big", executor="virtual", time_scale=0.0, listeners=[listener], handle_signals=False)
-    wall = time.perf_counter() - t0
-    bare = bare_runengine(recipe, n, threads=False) * n
-    return {"n": n, "wall_s": wall, "bare_runengine_s": bare, "ratio_to_bare": wall / bare, **marks}
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    bare, bare_cpu = (x * n for x in bare_runengine(recipe, n, threads=False))
+    return {"n": n, "wall_s": wall, "bare_runengine_s": bare, "ratio_to_bare": wall / bare,
+            "cpu_s": cpu, "bare_cpu_s": bare_cpu, "cpu_ratio_to_bare": cpu / bare_cpu, **marks}
 
 
 def profile_local(recipe, n: int, out: Path, top: int = 25) -> str:
@@ -110,12 +118,13 @@ def profile_local(recipe, n: int, out: Path, top: int = 25) -> str:
     return buf.getvalue()
 
 
-def labflow_loop(recipe, n: int, executor: str, out: Path) -> float:
+def labflow_loop(recipe, n: int, executor: str, out: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) per experiment of a labflow campaign."""
     from labflow.launch import run_recipe
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     run_recipe(recipe.replace(budget=n), out / executor, executor=executor, time_scale=0.0, handle_signals=False)
-    return (time.perf_counter() - t0) / n
+    return (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
 
 
 def main() -> None:
@@ -138,18 +147,20 @@ def main() -> None:
         for executor in arms:
             if executor != "virtual":
                 labflow_loop(one_station, 2, executor, out / "warm")
-        bare = bare_runengine(recipe, args.n)
+        bare, bare_cpu = bare_runengine(recipe, args.n)
         rows = [{"arm": f"bare RunEngine ({len(recipe.lab_config.build(seed=0, time_scale=0.0).stations)} stations)",
-                 "ms_per_experiment": bare * 1e3, "ratio_to_bare": 1.0}]
+                 "ms_per_experiment": bare * 1e3, "ratio_to_bare": 1.0, "cpu_ms_per_experiment": bare_cpu * 1e3}]
         for executor in arms:
-            per = labflow_loop(one_station, args.n, executor, out)
-            rows.append({"arm": f"labflow {executor}", "ms_per_experiment": per * 1e3, "ratio_to_bare": per / bare})
+            per, cpu = labflow_loop(one_station, args.n, executor, out)
+            rows.append({"arm": f"labflow {executor}", "ms_per_experiment": per * 1e3, "ratio_to_bare": per / bare,
+                         "cpu_ms_per_experiment": cpu * 1e3})
         big = big_campaign(recipe, args.big, out) if args.big else None
         if args.profile:
             print(profile_local(recipe, args.n, out))
     for r in rows:
         r["overhead_ms"] = r["ms_per_experiment"] - bare * 1e3
-    table = markdown_table(rows, ["arm", "ms_per_experiment", "overhead_ms", "ratio_to_bare"])
+        r["cpu_overhead_ms"] = r["cpu_ms_per_experiment"] - bare_cpu * 1e3
+    table = markdown_table(rows, ["arm", "ms_per_experiment", "overhead_ms", "ratio_to_bare", "cpu_ms_per_experiment", "cpu_overhead_ms"])
     if big:
         table += "\n\n" + markdown_table([big], list(big))
     print(table)

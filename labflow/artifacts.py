@@ -9,7 +9,10 @@ publishes, under keys derived from the campaign name:
 * ``<campaign>-summary`` -- a **markdown** artifact at the end: counts, best point, failures
   by reason, the provenance file;
 * ``<campaign>-report`` -- a **link** artifact at the end: to the HTML report when
-  ``report_dir`` is given (the report is built then), else to the provenance file.
+  ``report_dir`` is given (the report is built then), else to the provenance file;
+* ``<campaign>-approvals`` -- a **markdown** artifact each time the suggestions waiting for a
+  person's approval change: each one's id and values, and the commands that approve, edit or
+  reject it (the flow run stays Running while it waits; its stations take other approved work).
 
 Outside a flow run it does nothing, so it can be attached to every campaign. Artifact
 errors (a server that went away) are logged and never stop the campaign.
@@ -88,6 +91,8 @@ class CampaignArtifacts:
                 self._publish_best(state)
             elif event == "end":
                 self._publish_end(state)
+            elif event == "waiting":
+                self._publish_waiting(state)
         except Exception as exc:  # noqa: BLE001 - artifacts are a view; the campaign goes on
             log.warning("could not publish Prefect artifacts: %s: %s", type(exc).__name__, exc)
 
@@ -107,6 +112,27 @@ class CampaignArtifacts:
             description=f"Best {self.recipe.objectives[0].name} after {state.finished} of {state.budget} experiments "
                         f"(experiment {state.best.uid[:8]})",
         )
+        self.published.append(key)
+
+    def _publish_waiting(self, state: CampaignState) -> None:
+        from prefect.artifacts import create_markdown_artifact
+
+        where = str(self.path.with_suffix(".labflow")) if self.path is not None else "CAMPAIGN"
+        lines = [f"# Waiting for approval: {len(state.waiting)}", ""]
+        if state.waiting:
+            names = list(self.recipe.space.names)
+            lines += ["| id | " + " | ".join(f"{n} [{self._units(n)}]" if self._units(n) else n for n in names) + " |",
+                      "| --- |" + " ---: |" * len(names)]
+            for uid, c in state.waiting.items():
+                lines.append(f"| `{uid[:8]}` | " + " | ".join(_fmt(c.params.get(n, "")) for n in names) + " |")
+            first = next(iter(state.waiting))[:8]
+            lines += ["", "Act from a shell (the act is recorded with your login name):", "",
+                      f"    labflow approve {where} {first}", f"    labflow approve {where} {first} --edit {names[0]}=VALUE",
+                      f"    labflow reject {where} {first} --why '...'", "", "or in the lab dashboard: `labflow dashboard`."]
+        else:
+            lines.append("Nothing waits.")
+        key = artifact_key(self.recipe.name, "approvals")
+        create_markdown_artifact("\n".join(lines), key=key, description=f"suggestions of {self.recipe.name} waiting for a person")
         self.published.append(key)
 
     def _publish_end(self, state: CampaignState) -> None:

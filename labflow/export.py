@@ -275,6 +275,11 @@ def export_campaign(
         sug.to_csv(out / "suggestions.csv", index=False, float_format="%.17g")
         files["suggestions.csv"] = "one row per planner decision: planner, generator, candidates, state hash, latency"
 
+    if len(rec.human):
+        rec.human.to_csv(out / "human_acts.csv", index=False)
+        files["human_acts.csv"] = ("people's acts on the campaign (approve, reject, edit, add, annotate, expire): who, when, "
+                                   "which experiment, values before and after (JSON), comment, applied or refused and why")
+
     (out / "recipe.yaml").write_text(rec.recipe_text or "# the recipe text was not stored\n", encoding="utf-8")
     files["recipe.yaml"] = "the recipe as written"
     (out / "recipe.resolved.json").write_text(json.dumps(rec.recipe, indent=2, sort_keys=True) + "\n")

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from labflow.campaign import AttemptPolicy, Campaign, CampaignState, FailureBudget, Listener, StationRunner
+from labflow.campaign.human import ApprovalRules, PeopleInTheLoop
 from labflow.errors import (
     CampaignExists,
     CampaignInterrupted,
@@ -102,8 +103,12 @@ def run_recipe(
     suspenders: Iterable[Any] = (),
     handle_signals: bool = True,
     stop_grace: float = 5.0,
+    executor_options: Mapping[str, Any] | None = None,
 ) -> CampaignOutcome:
     """Run a campaign described by ``recipe`` and write its provenance file into ``out_dir``.
+
+    ``executor_options`` are passed to the executor's constructor (e.g. the Prefect executor's
+    ``station_limits``), beside the attempt policy and the number of stations.
 
     Raises :class:`~labflow.errors.CampaignExists` when ``out_dir`` holds an unfinished campaign
     of the same recipe that no process is running (resume it, or pass ``new=True``);
@@ -167,7 +172,8 @@ def run_recipe(
         writer.publish()
         journal = CampaignJournal(cdir, ledger, writer)
         return _drive(recipe, journal, planner, kind, time_scale=time_scale, listeners=listeners, history=None,
-                      failure_budget=failure_budget, suspenders=suspenders, handle_signals=handle_signals, stop_grace=stop_grace)
+                      failure_budget=failure_budget, suspenders=suspenders, handle_signals=handle_signals, stop_grace=stop_grace,
+                      executor_options=executor_options)
     finally:
         lock.release()
 
@@ -249,6 +255,7 @@ def resume_campaign(
     suspenders: Iterable[Any] = (),
     handle_signals: bool = True,
     stop_grace: float = 5.0,
+    executor_options: Mapping[str, Any] | None = None,
 ) -> CampaignOutcome:
     """Resume the campaign at ``target`` (its ``.labflow`` directory, its ``.h5`` file, or an
     output directory holding one unfinished campaign) and run it to its budget.
@@ -290,7 +297,8 @@ def resume_campaign(
             writer.record_prior(_prior_frame(history.header.get("prior") or []), history.header["prior_sources"])
         journal = CampaignJournal(cdir, ledger, writer)
         outcome = _drive(recipe, journal, planner, kind, time_scale=time_scale, listeners=listeners, history=history,
-                         failure_budget=failure_budget, suspenders=suspenders, handle_signals=handle_signals, stop_grace=stop_grace)
+                         failure_budget=failure_budget, suspenders=suspenders, handle_signals=handle_signals, stop_grace=stop_grace,
+                         executor_options=executor_options)
         outcome.extra["resume"] = {**report, "finished_before": len(history.finished), "repeated": outcome.state.repeated}
         return outcome
     finally:
@@ -299,7 +307,7 @@ def resume_campaign(
 
 def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *, time_scale: float | None, listeners: Iterable[Listener],
            history: CampaignHistory | None, failure_budget: FailureBudget | None, suspenders: Iterable[Any], handle_signals: bool,
-           stop_grace: float) -> CampaignOutcome:
+           stop_grace: float, executor_options: Mapping[str, Any] | None = None) -> CampaignOutcome:
     execution = recipe.spec.execution
     lab = None
     ex: Any = None
@@ -324,7 +332,7 @@ def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *,
         choices = lab.choices if lab.choices() is not None else None
         policy = AttemptPolicy(retries=execution.retries, retry_delay=execution.retry_delay_s,
                                sample_fault_patterns=tuple(recipe.sample_fault_patterns))
-        ex = make_executor(kind, policy=policy, workers=len(runners))
+        ex = make_executor(kind, policy=policy, workers=len(runners), **dict(executor_options or {}))
         campaign = Campaign(
             planner=planner,
             runners=runners,
@@ -342,6 +350,7 @@ def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *,
             routes=routes or None,
             route_parameter=recipe.fidelity_parameter,
             costs=recipe.fidelity_costs(),
+            people=_people(recipe, journal, planner, lab),
         )
         try:
             try:
@@ -363,6 +372,14 @@ def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *,
         finally:
             if lab is not None:
                 lab.close()
+
+
+def _people(recipe: Recipe, journal: CampaignJournal, planner: Any, lab: Any) -> PeopleInTheLoop:
+    """Approvals (the recipe's ``approval``), operator experiments and annotations through the
+    campaign directory's inbox; values people give are checked against the lab's device limits."""
+    limits_of = getattr(lab, "parameter_limits", None)
+    return PeopleInTheLoop(inbox=journal.cdir.path, rules=ApprovalRules.from_spec(recipe.spec.approval), space=planner.space,
+                           limits=limits_of() if limits_of is not None else {})
 
 
 def _routes(recipe: Recipe, lab: Any) -> dict[str, list[str]]:

@@ -143,6 +143,9 @@ class LiveDisplay:
             footer += f", lab time {_duration(self.lab_time)}"
         if s is not None and s.failed:
             footer += f", {s.failed} failed"
+        if s is not None and getattr(s, "waiting", None):
+            ids = ", ".join(uid[:8] for uid in s.waiting)
+            footer += f"; waiting for approval: {ids} (labflow pending / approve / reject, or labflow dashboard)"
         return Group(self.progress, stations, last, best, Text(footer, style="dim"))
 
     # -- the listener -------------------------------------------------------------------

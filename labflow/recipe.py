@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
@@ -376,6 +376,59 @@ class FailuresSpec(_Model):
         return v
 
 
+APPROVAL_MODES = ("every", "never", "outside_seen_region")
+
+
+class ApprovalSpec(_Model):
+    """Which suggestions a person must approve before they run (people in the loop).
+
+    ``mode``: ``every`` suggestion; ``{first: N}``, the planner's first N suggestions;
+    ``outside_seen_region``, a suggestion with a parameter outside the range measured so far (any
+    suggestion before the first completed experiment); ``never`` (the default without this section).
+    ``timeout``: how long a suggestion waits (a duration, "2 h"); ``on_timeout``: ``skip`` it (the
+    planner never proposes it again) or ``wait`` on (the expiry is recorded once). Operator
+    experiments (``labflow add``) are approved by whoever adds them.
+    """
+
+    mode: Union[str, dict[str, int]] = Field("every", description="every | never | outside_seen_region | {first: N}")
+    timeout: QuantityText = Field("24 h", description="how long a suggestion waits for a decision")
+    on_timeout: Literal["skip", "wait"] = Field("wait", description="skip the suggestion, or keep waiting")
+
+    @field_validator("mode")
+    @classmethod
+    def _known_mode(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            if v not in APPROVAL_MODES:
+                raise ValueError(f"unknown approval mode {v!r}; expected one of {list(APPROVAL_MODES)} or {{first: N}}")
+            return v
+        if set(v) != {"first"}:
+            raise ValueError(f"an approval mode given as a mapping must be {{first: N}}, got keys {sorted(v)}")
+        if int(v["first"]) < 1:
+            raise ValueError(f"approval mode first: N needs N >= 1, got {v['first']}")
+        return v
+
+    @field_validator("timeout")
+    @classmethod
+    def _is_duration(cls, v: Any) -> Any:
+        _check_quantity(v)
+        try:
+            seconds = convert(v, "s")
+        except UnitError as exc:
+            raise ValueError(exc.message) from None
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise ValueError(f"expected a positive duration such as '2 h', got {v!r}")
+        return v
+
+    @property
+    def timeout_s(self) -> float:
+        return convert(self.timeout, "s")
+
+    @property
+    def first(self) -> int | None:
+        """N of ``{first: N}``, else None."""
+        return int(self.mode["first"]) if isinstance(self.mode, dict) else None
+
+
 class RecipeSpec(_Model):
     """The whole recipe as written in YAML."""
 
@@ -394,6 +447,7 @@ class RecipeSpec(_Model):
         default_factory=list, description="earlier measurements to start from: CSV files or provenance files (.h5), relative to the recipe"
     )
     failures: FailuresSpec = Field(default_factory=FailuresSpec)
+    approval: Optional[ApprovalSpec] = Field(None, description="which suggestions a person approves before they run")
 
     @field_validator("name")
     @classmethod
@@ -656,7 +710,10 @@ class Recipe:
         return [o.to_objective() for o in self.spec.objectives]
 
     def to_dict(self) -> dict[str, Any]:
-        return self.spec.model_dump(mode="json")
+        data = self.spec.model_dump(mode="json")
+        if data.get("approval") is None:  # recipes without people in the loop keep the hash they always had
+            data.pop("approval", None)
+        return data
 
     @cached_property
     def hash(self) -> str:

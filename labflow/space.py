@@ -430,6 +430,14 @@ class Space:
         cols = {p.name: [p.from_unit(x[self._slices[p.name]]) for x in X] for p in self.parameters}
         return pd.DataFrame(cols, columns=self.names)
 
+    def decode_records(self, X: np.ndarray) -> list[dict[str, Any]]:
+        """Decode an ``n x dim`` unit-cube array to one dict of plain values per row (no DataFrame:
+        the loop decodes every suggestion, and a one-row DataFrame costs more than the planner)."""
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        if X.shape[1] != self.dim:
+            raise SpaceError(f"expected an array with {self.dim} columns, got {X.shape[1]}")
+        return [{p.name: _plain_value(p.from_unit(x[self._slices[p.name]])) for p in self.parameters} for x in X]
+
     def snap(self, X: np.ndarray) -> np.ndarray:
         """Round unit-cube points to what decoding gives (integers rounded, one-hot made exact)."""
         return self.encode(self.decode(X))
@@ -717,3 +725,8 @@ class _Polytope:
             else:
                 hi = mid
         return c + lo * (w - c)
+
+
+def _plain_value(v: Any) -> Any:
+    """A numpy scalar as the Python value it holds (records and ledgers hold plain JSON types)."""
+    return v.item() if isinstance(v, np.generic) else v

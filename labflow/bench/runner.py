@@ -262,6 +262,7 @@ def run_bench(
     progress: Callable[[RunResult, int, int], None] | None = None,
     journal: Path | None = None,
     run_missing: bool = True,
+    cluster: str | None = None,
 ) -> list[RunResult]:
     """Run every (dataset, planner, seed, instruments) combination; results in a stable order.
 
@@ -269,7 +270,14 @@ def run_bench(
     already in the journal are not run again: an interrupted benchmark continues where it stopped.
     ``run_missing=False`` runs nothing: it returns what the journal holds and raises ``ValueError``
     if a run of the spec is not there (re-tabulating old runs with today's metrics).
+
+    ``cluster`` (``"local:N"`` or a Dask scheduler address) runs the missing runs on a Dask
+    distributed cluster instead of ``workers`` local processes (:mod:`labflow.bench.cluster`);
+    the journal and the results are the same.
     """
+    from labflow.bench.cluster import parse_cluster
+
+    where = parse_cluster(cluster) if cluster is not None else None  # a bad address fails before anything runs
     jobs = spec.jobs()
     workers = workers or os.cpu_count() or 1
     results: list[RunResult] = []
@@ -299,7 +307,16 @@ def run_bench(
             progress(r, len(results), len(jobs))
 
     kwargs = dict(q=spec.q, data_dir=spec.data_dir, t_exp=spec.t_exp)
-    if workers == 1:
+    if where is not None:
+        from labflow.bench.cluster import run_on_cluster
+        from labflow.sim.datasets import shipped_data_dir
+
+        if not where.is_local and spec.data_dir is not None and Path(spec.data_dir).resolve() == shipped_data_dir().resolve():
+            kwargs["data_dir"] = None  # the copy shipped in each worker's own labflow (or its $LABFLOW_DATA)
+        run_on_cluster(where, run_one, ({"dataset": d, "planner": p, "seed": s, "budget": spec.budget, "instruments": P,
+                                         "planner_options": spec.planner_options.get(p), **kwargs} for d, p, s, P in jobs_to_run),
+                       finished)
+    elif workers == 1:
         _worker_init()
         for d, p, s, P in jobs_to_run:
             finished(run_one(d, p, s, budget=spec.budget, instruments=P, planner_options=spec.planner_options.get(p), **kwargs))

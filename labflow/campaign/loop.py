@@ -26,6 +26,7 @@ import numpy as np
 
 from labflow.campaign.control import CampaignControl, StopOnSignals
 from labflow.campaign.executor import Executor
+from labflow.campaign.human import PeopleInTheLoop
 from labflow.campaign.policy import FailureBudget, FailureMemory
 from labflow.campaign.proposer import Proposer
 from labflow.campaign.recorder import Recorder, WriterRecorder, experiment_row
@@ -70,6 +71,8 @@ class Campaign:
         fault. Added to the executor's attempt policy, which applies them (kept for callers that
         build the executor without them).
     routes, route_parameter, costs: fidelity routing (:class:`~labflow.campaign.routing.Routing`).
+    people: approvals, operator experiments and annotations (:class:`~labflow.campaign.human.PeopleInTheLoop`);
+        None: no one acts on the campaign while it runs.
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class Campaign:
         routes: Mapping[str, Sequence[str]] | None = None,
         route_parameter: str | None = None,
         costs: Mapping[str, float] | None = None,
+        people: PeopleInTheLoop | None = None,
     ) -> None:
         if not runners:
             raise LabflowError("a campaign needs at least one station")
@@ -138,6 +142,9 @@ class Campaign:
             from labflow.campaign.resume import restore
 
             restore(self, history)
+        self.people = people if people is not None and people.active else None
+        if self.people is not None:
+            self.people.attach(self, history)
 
     def now(self) -> float:
         """The campaign's clock: the executor's, continued across resumes (:attr:`clock_offset`)."""
@@ -188,8 +195,13 @@ class Campaign:
                 if self.control.state == "paused" and self._error is None:
                     self.control.wait_running(0.5)
                     continue
+                if self.people is not None and self.people.holds_work() and self.control.accepting and self._error is None:
+                    self.people.idle(0.5)  # a suggestion waits for a person: nothing else may run
+                    continue
                 break
-            result = self.executor.next_result()
+            result = self._next_result()
+            if result is None:  # a person acted while experiments ran: start what they allowed
+                continue
             self._station_is_free(result)
             try:
                 self._record_and_tell(result)
@@ -203,15 +215,45 @@ class Campaign:
         return bool(self._free) and s.started < s.budget and self.control.accepting and self._error is None
 
     def _next_experiment(self) -> tuple[Candidate, StationRunner] | None:
-        """The next (candidate, free station): the first queued candidate a free station may run."""
-        if not self.queue:
-            n = min(self.batch, self.state.budget - self.state.started)
+        """The next (candidate, free station): the first queued candidate a free station may run
+        (with people in the loop, none that waits for approval)."""
+        people = self.people
+        if people is not None:
+            people.poll()
+        runnable = self.queue if people is None else people.runnable(self.queue)
+        for _ in range(3):  # with people: a point a person rejected, proposed again, is dropped; ask again
+            n = min(self.batch, self.state.budget - self.state.started - len(self.queue))
+            if runnable or n <= 0 or not (people is None or people.may_ask(len(self._free))):
+                break
             pending = [self._candidate_on(r) for r in self._in_flight.values()] + self.queue
-            self.queue.extend(self._ask(n, pending))
-        pick = self.routing.match(self.queue, [r.name for r in self._free])
-        if pick is None:  # an empty queue, or every queued candidate waits for a station of its kind
+            asked = self._ask(n, pending + (people.excluded() if people is not None else []))
+            self.queue.extend(asked)
+            if people is None:
+                runnable = self.queue
+                break
+            people.submitted(asked)
+            runnable = people.runnable(self.queue)
+            if not asked or any(c in self.queue for c in asked):
+                break
+        pick = self.routing.match(runnable, [r.name for r in self._free])
+        if pick is None:  # nothing runnable, or every runnable candidate waits for a station of its kind
             return None
-        return self.queue.pop(pick[0]), self._free.pop(pick[1])
+        candidate = runnable[pick[0]]
+        self.queue.remove(candidate)
+        return candidate, self._free.pop(pick[1])
+
+    def _next_result(self) -> ExperimentResult | None:
+        """The next finished experiment; with people in the loop and a free station, None as soon as
+        a person's act lets something start (the executor's ``poll_result``, where it has one)."""
+        poll_result = getattr(self.executor, "poll_result", None)
+        if self.people is None or poll_result is None:
+            return self.executor.next_result()
+        while True:
+            result = poll_result(self.people.poll_interval)
+            if result is not None:
+                return result
+            if self._free and self.control.accepting and self.people.poll(force=True):
+                return None
 
     def _ask(self, n: int, pending: list[Candidate]) -> list[Candidate]:
         """Ask the planner (guarded) and record the suggestion before anything runs."""
@@ -238,6 +280,8 @@ class Campaign:
     def _start(self, candidate: Candidate, runner: StationRunner) -> None:
         """Ledger ``started``, then hand the experiment to the executor."""
         md = {**self.md, "planner": self.planner.name, **self.routing.metadata(candidate)}
+        if self.people is not None:
+            md.update(self.people.metadata(candidate))
         offset = self.attempt_offset.get(candidate.uid, 0)
         if offset:
             md["attempt_offset"] = offset

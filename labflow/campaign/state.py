@@ -32,6 +32,7 @@ class CampaignState:
     sample_faults: int = 0
     cost: dict[str, float] = field(default_factory=dict)  # route value (fidelity) -> total cost so far
     hypervolume: float = math.nan  # several objectives: of this campaign's completed experiments
+    waiting: dict[str, Candidate] = field(default_factory=dict)  # suggestions waiting for a person's approval
 
     @property
     def finished(self) -> int:
@@ -40,4 +41,5 @@ class CampaignState:
 
 
 Listener = Callable[[str, CampaignState], None]
-"""Called with an event ("start", "submitted", "finished", "interrupted", "end") and the state."""
+"""Called with an event ("start", "submitted", "finished", "interrupted", "end"; "waiting" when the
+suggestions waiting for approval change) and the state."""

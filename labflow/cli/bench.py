@@ -28,6 +28,7 @@ def bench(
     out: Path = typer.Option(Path("bench"), "--out", help="directory for bench.json, bench.md and plots"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder of the CSVs (default: $LABFLOW_DATA, else the copies shipped in labflow/datasets)"),
     workers: int = typer.Option(0, "--workers", min=0, help="processes (0: one per core)"),
+    cluster: Optional[str] = typer.Option(None, "--cluster", help="run on Dask distributed instead: local:N (N worker processes here) or a scheduler address such as tcp://10.0.0.5:8786 (needs labflow[cluster])"),
     work_hours: float = typer.Option(8.0, "--work-hours", help="lab-time table: hours a day the conventional lab runs experiments, in (0, 24]"),
     work_days: int = typer.Option(5, "--work-days", help="lab-time table: working days a week of the conventional lab, 1 to 7"),
     conventional: str = typer.Option("best", "--conventional", help="lab-time table: the conventional design, one of best, grid, sobol, lhs, random (best: the fewest experiments at P = 1)"),
@@ -39,11 +40,12 @@ def bench(
     """Run planners against the baselines on real datasets, in virtual time, and write the metrics.
 
     Each finished run is appended to OUT/runs.jsonl; running the same command again skips the runs
-    already there, so an interrupted benchmark continues where it stopped.
+    already there, so an interrupted benchmark continues where it stopped, with or without --cluster.
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from labflow.bench.cluster import ClusterUnavailable
     from labflow.bench.runner import BenchSpec, report, run_bench
     from labflow.planners import PLANNERS
     from labflow.sim.datasets import dataset_available
@@ -61,6 +63,19 @@ def bench(
         console.print(f"[red]error:[/] --instruments and --baseline-instruments take comma-separated integers, "
                       f"got {instruments!r} and {baseline_instruments!r}")
         raise typer.Exit(2) from None
+    if cluster is not None:
+        from labflow.bench.cluster import parse_cluster
+
+        try:
+            parse_cluster(cluster)
+        except ValueError as exc:
+            console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+            console.print("[yellow]hint:[/] local:2 runs two worker processes here; start a cluster with `dask scheduler` and `dask worker ADDRESS`")
+            raise typer.Exit(2) from None
+        if workers:
+            console.print(f"[red]error:[/] --workers {workers} and --cluster {cluster} both say where to run; give one")
+            console.print("[yellow]hint:[/] with --cluster local:N, N is the number of worker processes")
+            raise typer.Exit(2)
     folder = data_dir or _default_data_dir()
     missing = [n for n in names if not dataset_available(n, data_dir=folder)]
     if missing:
@@ -75,7 +90,8 @@ def bench(
     except ValueError as exc:
         console.print(f"[red]error:[/] {exc}", soft_wrap=True)
         raise typer.Exit(2) from None
-    command = _command_line(spec, out, data_dir, workers) + (" --report-only" if report_only else "")
+    command = (_command_line(spec, out, data_dir, workers) + (f" --cluster {cluster.strip()}" if cluster else "")
+               + (" --report-only" if report_only else ""))
     with Progress(TextColumn("[bold]bench"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),
                   TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task("bench", total=len(spec.jobs()), last="")
@@ -85,7 +101,11 @@ def bench(
 
         try:
             results = run_bench(spec, workers=workers or os.cpu_count() or 1, progress=tick, journal=out / "runs.jsonl",
-                                run_missing=not report_only)
+                                run_missing=not report_only, cluster=cluster)
+        except ClusterUnavailable as exc:  # no scheduler, no workers, another labflow, no Dask: nothing ran there
+            console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+            console.print(f"[yellow]hint:[/] finished runs are kept in {out / 'runs.jsonl'}; run the same command again to continue")
+            raise typer.Exit(1) from None
         except ValueError as exc:
             console.print(f"[red]error:[/] {exc}", soft_wrap=True)
             console.print("[yellow]hint:[/] --report-only tabulates finished runs only; drop it to run the missing ones")

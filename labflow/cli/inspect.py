@@ -78,6 +78,15 @@ def inspect(
         for row in front:
             f.add_row(*[f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in cols], str(row["uid"])[:8])
         console.print(f)
+    acts = summary.get("human_acts") or []
+    if acts:
+        h = Table(title=f"people's acts ({len(acts)})")
+        for col in ("when", "who", "act", "target", "after", "comment", "outcome"):
+            h.add_column(col)
+        for a in acts:
+            outcome = a["outcome"] + (f": {a['refusal']}" if a.get("refusal") else "")
+            h.add_row(a["when"], a["who"], a["act"], str(a["target"])[:8], a["after"] if a["after"] != "{}" else "", a["comment"], outcome)
+        console.print(h)
     v = Table(title="versions", show_header=False)
     for name, ver in summary["versions"].items():
         v.add_row(name, str(ver))

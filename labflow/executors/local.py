@@ -52,5 +52,15 @@ class LocalExecutor(BaseExecutor):
         self._futures.discard(future)
         return future.result()
 
+    def poll_result(self, timeout: float) -> ExperimentResult | None:
+        """The next finished experiment, or None when none finishes within ``timeout`` seconds
+        (the loop then checks whether a person's act lets another experiment start)."""
+        done, _ = cf.wait(self._futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        if not done:
+            return None
+        future = min(done, key=lambda f: id(f))
+        self._futures.discard(future)
+        return future.result()
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)

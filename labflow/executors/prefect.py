@@ -10,6 +10,15 @@ Prefect's task timeouts stay off too: tasks run in worker threads, where Prefect
 a blocking call. Experiments are bounded inside the plan instead: every wait has the recipe's
 ``execution.timeout``, every device Status times out, and reads are bounded
 (:func:`labflow.plans.bounded_read`).
+
+Station limits: campaigns that share instruments (several flow runs on one Prefect server) are
+kept off each other's stations by Prefect global concurrency limits, one per station, named
+:func:`station_limit_name` (``labflow-station:<lab>:<station>``, one slot). With
+``station_limits=<lab name>`` each experiment's task holds its station's slot while it runs, so
+two campaigns never drive the same station at once; a campaign whose station is busy waits.
+A missing limit is created with one slot (an administrator may raise it with
+``prefect gcl update``). Slots are leased: a holder that dies frees its slot after
+``lease_duration`` seconds (at least 60, Prefect's minimum).
 """
 
 from __future__ import annotations
@@ -23,6 +32,8 @@ from typing import Any, TypeVar
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
+from prefect.context import TaskRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from labflow.campaign.policy import AttemptPolicy
@@ -31,15 +42,56 @@ from labflow.campaign.station import StationRunner
 from labflow.executors.base import BaseExecutor
 from labflow.records import Candidate
 
-__all__ = ["PrefectExecutor", "experiment_task", "run_as_flow"]
+__all__ = ["PrefectExecutor", "ensure_station_limit", "experiment_task", "run_as_flow", "station_limit_name"]
+
+#: Prefix of the global concurrency limits that guard stations.
+STATION_LIMIT_PREFIX = "labflow-station"
+
+
+def station_limit_name(lab: str, station: str) -> str:
+    """The Prefect global concurrency limit that guards ``station`` of the lab ``lab``.
+
+    Prefect names may not hold ``/ % & > <``: those become ``_``, so that any lab name works."""
+    clean = {ord(c): "_" for c in "/%&><"}
+    return f"{STATION_LIMIT_PREFIX}:{lab.translate(clean)}:{station.translate(clean)}"
+
+
+def ensure_station_limit(name: str, slots: int = 1) -> bool:
+    """Create the global concurrency limit ``name`` with ``slots`` slots unless it exists (an
+    existing limit is left as it is). Returns True when this call created it."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+            return False
+        except ObjectNotFound:
+            pass
+        try:
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=slots))
+        except ObjectAlreadyExists:  # another campaign created it between our read and our create
+            return False
+        return True
 
 T = TypeVar("T")
 
 
-def _experiment(policy: AttemptPolicy, runner: StationRunner, candidate: Candidate, md: Mapping[str, Any]) -> ExperimentResult:
+def _experiment(policy: AttemptPolicy, runner: StationRunner, candidate: Candidate, md: Mapping[str, Any],
+                limits: tuple[str, ...] = (), lease_duration: float = 60.0) -> ExperimentResult:
     """One experiment, all its attempts (the policy's), as a Prefect task body. Each failed attempt's
-    reason goes to the task run's log, so the Prefect UI shows what failed and why."""
-    result = policy.run(runner, candidate, md)
+    reason goes to the task run's log, so the Prefect UI shows what failed and why. With ``limits``
+    (global concurrency limit names), the experiment runs only while it holds a slot of each."""
+    if limits:
+        from prefect.client.schemas.objects import ConcurrencyLeaseHolder
+
+        ctx = TaskRunContext.get()
+        holder = ConcurrencyLeaseHolder(type="task_run", id=ctx.task_run.id) if ctx is not None else None
+        with concurrency(list(limits), occupy=1, strict=True, lease_duration=lease_duration, holder=holder):
+            result = policy.run(runner, candidate, md)
+    else:
+        result = policy.run(runner, candidate, md)
     if result.reasons or result.status is not ExperimentStatus.COMPLETED:
         logger = get_run_logger()
         for number, reason in enumerate(result.reasons, start=result.attempts - len(result.reasons) + 1):
@@ -59,13 +111,31 @@ class PrefectExecutor(BaseExecutor):
     name = "prefect"
 
     def __init__(self, *, policy: AttemptPolicy | None = None, retries: int = 0, retry_delay: float = 0.0,
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, station_limits: str | None = None, lease_duration: float = 60.0) -> None:
+        """``station_limits``: the lab's name, to hold each station's global concurrency limit
+        (:func:`station_limit_name`) while an experiment runs on it; None: no limits.
+        ``lease_duration``: seconds a slot outlives a holder that died (renewed while it lives)."""
         # No Prefect task timeout (see the module docstring): the plan bounds every experiment.
         super().__init__(policy=policy, retries=retries, retry_delay=retry_delay)
         self.workers = workers
         self._done: queue.Queue = queue.Queue()
         self._t0 = time.monotonic()
         self._count = itertools.count(1)
+        if not float(lease_duration) >= 60.0:
+            raise ValueError(f"lease_duration must be at least 60 s (Prefect's minimum lease), got {lease_duration!r}")
+        self.station_limits = station_limits
+        self.lease_duration = float(lease_duration)
+        self._limits_ready: set[str] = set()
+
+    def limits_for(self, station: str) -> tuple[str, ...]:
+        """The concurrency limits an experiment on ``station`` holds (created on first use)."""
+        if self.station_limits is None:
+            return ()
+        name = station_limit_name(self.station_limits, station)
+        if name not in self._limits_ready:
+            ensure_station_limit(name)
+            self._limits_ready.add(name)
+        return (name,)
 
     def now(self) -> float:
         return time.monotonic() - self._t0
@@ -74,7 +144,7 @@ class PrefectExecutor(BaseExecutor):
         number = next(self._count)
         t_started = self.now()
         named = experiment_task.with_options(task_run_name=f"experiment-{number:04d}-{runner.name}")
-        future = named.submit(self.policy, runner, candidate, md)
+        future = named.submit(self.policy, runner, candidate, md, self.limits_for(runner.name), self.lease_duration)
         future.add_done_callback(lambda f: self._done.put((f, t_started)))
 
     def next_result(self) -> ExperimentResult:
@@ -86,6 +156,15 @@ class PrefectExecutor(BaseExecutor):
                 continue
         # The task body never raises for a failed experiment (the policy records it); anything it
         # raises is a fault of labflow or Prefect and propagates, as it does under every executor.
+        result: ExperimentResult = future.result(raise_on_failure=True)
+        return replace(result, t_started=t_started, t_finished=self.now())
+
+    def poll_result(self, timeout: float) -> ExperimentResult | None:
+        """The next finished experiment, or None when none finishes within ``timeout`` seconds."""
+        try:
+            future, t_started = self._done.get(timeout=timeout)
+        except queue.Empty:
+            return None
         result: ExperimentResult = future.result(raise_on_failure=True)
         return replace(result, t_started=t_started, t_finished=self.now())
 

@@ -108,10 +108,9 @@ class Planner(ABC):
         if X.shape != (n, self.space.dim):
             raise RuntimeError(f"{type(self).__name__}.propose returned shape {X.shape}, expected {(n, self.space.dim)}")
         self._asked += n
-        df = self.space.decode(X)
         return [
-            Candidate(uid=new_uid(), params=_plain(row), planner=self.name, generator=self.last_generator or self.name)
-            for row in df.to_dict("records")
+            Candidate(uid=new_uid(), params=row, planner=self.name, generator=self.last_generator or self.name)
+            for row in self.space.decode_records(X)
         ]
 
     def tell(self, observations: Sequence[Observation] | Observation) -> None:

@@ -289,6 +289,10 @@ def _provenance(view: CampaignView, seconds: dict[str, float]) -> str:
             out += "<h3>planner settings (last decision)</h3>" + H.pre(H.pretty_json(settings))
         except (TypeError, ValueError):
             pass
+    human = rec.human
+    if len(human):
+        out += f"<h3>people's acts ({len(human)})</h3>" + H.table(
+            human, ["when", "who", "act", "target", "before", "after", "comment", "via", "outcome", "refusal"])
     # instruments
     stations = view.stations()
     rows = []

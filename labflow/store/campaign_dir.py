@@ -162,6 +162,8 @@ class CampaignHistory:
     finished: list[dict] = field(default_factory=list)  # in completion order
     interrupted: list[dict] = field(default_factory=list)
     documents: list[dict] = field(default_factory=list)
+    human: list[dict] = field(default_factory=list)  # people's acts, applied or refused (labflow.store.inbox)
+    waiting: list[dict] = field(default_factory=list)  # suggestions held for approval ('waiting' records)
     end: dict | None = None
     records: int = 0
 
@@ -212,6 +214,10 @@ class CampaignDir:
 
     def exists(self) -> bool:
         return self.ledger_path.is_file()
+
+    def is_held(self) -> bool:
+        """True while a process holds the campaign (it is running), without reading the ledger."""
+        return _is_locked(self.lock_path)
 
     def lock(self, *, break_lock: bool = False) -> CampaignLock:
         return CampaignLock(self.lock_path, break_lock=break_lock)
@@ -270,6 +276,10 @@ class CampaignDir:
                 h.interrupted.append(r)
             elif k == "doc":
                 h.documents.append(r)
+            elif k == "human":
+                h.human.append(r)
+            elif k == "waiting":
+                h.waiting.append(r)
             elif k == "end":
                 h.end = r
             elif k == "resumed":

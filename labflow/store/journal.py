@@ -11,7 +11,8 @@ temporary name, renamed into place): the file a crash left behind is moved to qu
 never deleted.
 
 Ledger record kinds (``"k"``): ``campaign`` (header), ``suggestion``, ``started``, ``doc``,
-``finished``, ``interrupted``, ``resumed``, ``end``.
+``finished``, ``interrupted``, ``resumed``, ``end``; with people in the loop also ``waiting`` (a
+suggestion held for approval) and ``human`` (a person's act, :mod:`labflow.store.inbox`).
 """
 
 from __future__ import annotations
@@ -103,6 +104,15 @@ class CampaignJournal:
         self.ledger.append({"k": "interrupted", **dict(row)})
         self.writer.record_interrupted(row)
 
+    def waiting(self, record: Mapping[str, Any]) -> None:
+        """A suggestion is held for approval (ledgered once: a resume does not ask again)."""
+        self.ledger.append({**dict(record), "k": "waiting"})
+
+    def human(self, act: Mapping[str, Any]) -> None:
+        """A person's act, applied or refused: ledgered, then written to ``/human_acts``."""
+        self.ledger.append({**dict(act), "k": "human"})
+        self.writer.record_human(act)
+
     def snapshot(self, state: Mapping[str, Any]) -> None:
         self.cdir.write_snapshot({**dict(state), "ledger_records": self.ledger.records_written})
 
@@ -164,5 +174,7 @@ def rebuild_provenance(cdir: CampaignDir, history: CampaignHistory, *, space: An
         writer.record_experiment(r["row"])
     for r in history.interrupted:
         writer.record_interrupted({k: v for k, v in r.items() if k != "k"})
+    for r in history.human:
+        writer.record_human(r)
     writer.publish()
     return writer, report

@@ -48,7 +48,7 @@ import numpy as np
 from labflow.errors import DiskFullError, LedgerCorruptError, ProvenanceError
 from labflow.faults import crashpoint
 
-__all__ = ["Ledger", "TornTailWarning", "decode", "encode", "read_records", "set_file_wrapper"]
+__all__ = ["Ledger", "TornTailWarning", "decode", "encode", "read_new_records", "read_records", "set_file_wrapper"]
 
 FILE_MAGIC = b"LFLEDGER1\n"
 REC_MAGIC = b"\xa5\x4c"
@@ -95,9 +95,29 @@ def _hook(d: dict) -> Any:
     return d
 
 
+def _plain_default(o: Any) -> Any:
+    if isinstance(o, (np.integer, np.bool_)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    raise TypeError  # anything else: the strict path decides
+
+
 def encode(record: Any) -> bytes:
-    """Strict JSON bytes for ``record`` (non-finite floats tagged, never NaN literals)."""
-    return json.dumps(_strict(record), sort_keys=True, allow_nan=False, separators=(",", ":")).encode()
+    """Strict JSON bytes for ``record`` (non-finite floats tagged, never NaN literals).
+
+    Most records (every bluesky document) hold only plain values: they are dumped as they are,
+    and only a record the plain dump refuses (a NaN, an odd key or value) is walked by
+    :func:`_strict`. Both give the same bytes, except for ``True``/``False``/``None`` used as
+    dictionary keys (``"true"`` on the fast path, ``"True"`` on the strict one); readers take
+    either."""
+    try:
+        text = json.dumps(record, sort_keys=True, allow_nan=False, separators=(",", ":"), default=_plain_default)
+    except (ValueError, TypeError):
+        text = json.dumps(_strict(record), sort_keys=True, allow_nan=False, separators=(",", ":"))
+    return text.encode()
 
 
 def decode(payload: bytes) -> Any:
@@ -182,6 +202,36 @@ def read_records(path: str | Path, *, repair: bool = False, quarantine: Path | N
         except (ValueError, UnicodeDecodeError) as exc:  # checksum fine, JSON not: written wrong
             raise LedgerCorruptError(f"{p}: record at byte {offset} is not valid JSON: {exc}") from None
     return out
+
+
+def read_new_records(path: str | Path, offset: int = 0, *, skip_documents: bool = False) -> tuple[list[dict], int]:
+    """The whole records appended to a ledger since byte ``offset`` (0: from the start), and the
+    offset to continue from. For readers that follow a live ledger (the dashboard): a record still
+    being written, or a torn tail, is left for the next call; nothing is repaired or warned about.
+    ``skip_documents``: leave out the bluesky documents (``doc`` records, most of a ledger's bytes)
+    without decoding them -- payloads have sorted keys, so theirs start with ``{"doc":``."""
+    with open(path, "rb") as f:
+        if offset == 0:
+            magic = f.read(len(FILE_MAGIC))
+            if magic != FILE_MAGIC:
+                if FILE_MAGIC.startswith(magic):
+                    return [], 0
+                raise LedgerCorruptError(f"{path} is not a labflow ledger (bad file magic)")
+            offset = len(FILE_MAGIC)
+        f.seek(offset)
+        data = f.read()
+    out: list[dict] = []
+    pos = 0
+    while len(data) - pos >= _HEAD.size:
+        magic, length, crc = _HEAD.unpack_from(data, pos)
+        end = pos + _HEAD.size + length
+        if magic != REC_MAGIC or length > MAX_RECORD or end > len(data) or zlib.crc32(data[pos + _HEAD.size : end]) != crc:
+            break
+        payload = data[pos + _HEAD.size : end]
+        if not (skip_documents and payload.startswith(b'{"doc":')):
+            out.append(decode(payload))
+        pos = end
+    return out, offset + pos
 
 
 # -- writing -----------------------------------------------------------------------------------

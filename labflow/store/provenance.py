@@ -18,6 +18,10 @@ Layout (every group carries an ``NX_class`` attribute so NeXus-aware viewers sho
                             stream (attr descriptor; one dataset per data key, ``time``; signal/axes set),
                             events and unpacked event pages alike; ``resources``, ``datums``,
                             ``stream_resources``, ``stream_datums``: those documents as JSON, one per row
+    /human_acts/            (people in the loop) one row per person's act, in ledger order: id, act
+                            (approve, reject, edit, add, annotate, expire), target uid, who, when,
+                            before, after (JSON), comment, via (cli, dashboard, prefect), outcome
+                            (applied or refused) and refusal (why)
     /entry                  NXentry (the root's ``default``): best so far against experiment number, one
                             NXdata per objective, plotted on open by h5web and silx (labflow.store.nexus)
 
@@ -91,6 +95,8 @@ from labflow.objectives import Objective
 from labflow.space import Categorical, Integer, Space
 
 STR = h5py.string_dtype()
+HUMAN_COLUMNS = ("id", "act", "target", "who", "when", "before", "after", "comment", "via", "outcome", "refusal")
+"""The columns of ``/human_acts`` (all text; ``before``/``after`` hold JSON objects of values)."""
 FORMAT_VERSION = "1"
 # No newer than HDF5 1.8 formats: the superblock then has no "open for write" flags, so a file a
 # SIGKILL left behind still opens in any HDF5 tool (with libver="latest" it needs h5clear first).
@@ -306,6 +312,7 @@ class ProvenanceWriter:
         self._n_suggestions = 0
         self._timer: threading.Timer | None = None
         self._flush_error: BaseException | None = None
+        self._human: _Table | None = None
         try:
             # HDF5's own file lock is off so that `labflow inspect` and live monitors can read the file
             # while it is written; a campaign has one writer by construction (one writer object per file).
@@ -467,6 +474,20 @@ class ProvenanceWriter:
         with self._lock:
             self._pending["interrupted"].append(dict(row))
             self._written()
+
+    @_guard_disk
+    def record_human(self, act: Mapping[str, Any]) -> None:
+        """Append a person's act (approve, reject, edit, add, annotate, expire) to ``/human_acts``:
+        who, when, what, on which experiment, the values before and after, the comment, and
+        whether it was applied or refused (and why). The group is made with the first act."""
+        with self._lock:
+            if self._human is None:
+                group = self._f.require_group("human_acts")
+                group.attrs["NX_class"] = "NXcollection"
+                group.attrs["description"] = "people's acts on the campaign, in the order the campaign ledgered them"
+                self._human = _Table(group, {name: (STR, None) for name in HUMAN_COLUMNS})
+            self._human.append(_human_row(act))
+            self._f.flush()
 
     @_guard_disk
     def record_suggestion(
@@ -660,6 +681,7 @@ class CampaignRecord:
     units: dict[str, str] = field(default_factory=dict)
     interrupted: pd.DataFrame = field(default_factory=pd.DataFrame)
     prior: pd.DataFrame = field(default_factory=pd.DataFrame)
+    human: pd.DataFrame = field(default_factory=pd.DataFrame)  # /human_acts: people's acts (labflow.store.inbox)
 
     @property
     def completed(self) -> pd.DataFrame:
@@ -728,6 +750,7 @@ class CampaignRecord:
             "best": self.best(),
             "recipe": self.recipe,
             "versions": self.versions,
+            "human_acts": self.human.to_dict("records"),
             **self._materials_summary(),
         }
 
@@ -813,8 +836,13 @@ def read_campaign(path: str | Path) -> CampaignRecord:
                 if h5py.check_string_dtype(ds.dtype):
                     data = [x.decode() if isinstance(x, bytes) else x for x in data]
                 intr[name] = data
+        human = {}
+        if "human_acts" in f:
+            for name, ds in f["human_acts"].items():
+                human[name] = [x.decode() if isinstance(x, bytes) else x for x in ds[()]]
         return CampaignRecord(
             path=p,
+            human=pd.DataFrame(_equal_length(human), columns=list(HUMAN_COLUMNS)) if human else pd.DataFrame(columns=list(HUMAN_COLUMNS)),
             interrupted=pd.DataFrame(_equal_length(intr)),
             prior=pd.DataFrame(_equal_length(prior)),
             attrs=attrs,
@@ -828,6 +856,20 @@ def read_campaign(path: str | Path) -> CampaignRecord:
             suggestions=pd.DataFrame(_equal_length(sug)),
             units=units,
         )
+
+
+def append_human_acts(path: str | Path, acts: Sequence[Mapping[str, Any]]) -> None:
+    """Append people's acts to ``/human_acts`` of a closed provenance file (an ended campaign's)."""
+    with h5py.File(path, "r+", locking=False) as f:
+        group = f.require_group("human_acts")
+        group.attrs["NX_class"] = "NXcollection"
+        table = _Table(group, {name: (STR, None) for name in HUMAN_COLUMNS})
+        for act in acts:
+            table.append(_human_row(act))
+
+
+def _human_row(act: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (_json(act.get(k, {})) if k in ("before", "after") else act.get(k, "")) for k in HUMAN_COLUMNS}
 
 
 # -- several objectives, fidelities ----------------------------------------------------------

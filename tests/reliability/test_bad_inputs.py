@@ -43,12 +43,10 @@ def _run_bad(tmp_path: Path, text: str | bytes, name: str = "bad.yaml"):
     p = tmp_path / name
     p.write_bytes(text if isinstance(text, bytes) else textwrap.dedent(text).encode())
     before = _tree(tmp_path)
-    t0 = time.perf_counter()
     result = runner.invoke(app, ["run", str(p), "--out", str(tmp_path / "out"), "--quiet"])
-    took = time.perf_counter() - t0
     assert result.exit_code == 2, result.output
     assert _tree(tmp_path) == before  # nothing written, not even the output directory
-    return result, took
+    return result, None
 
 
 def test_the_good_recipe_is_good(tmp_path):
@@ -117,27 +115,34 @@ def _bomb(levels: int) -> str:
         f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(levels))
 
 
+@pytest.mark.timeout(120)
 def test_b5_an_alias_bomb_is_refused_before_expansion(tmp_path):
-    result, took = _run_bad(tmp_path, _bomb(11))  # 110 aliases: over the alias cap
-    assert "aliases" in result.output and took < 2.0
+    result, _ = _run_bad(tmp_path, _bomb(11))  # 110 aliases: over the alias cap
+    assert "aliases" in result.output
 
 
+# Refused before any expansion: were a bomb expanded (10**10 values) or a 10,000-deep document
+# recursed into, these would run for hours; pytest-timeout fails them instead (no wall-clock
+# assertion, which a loaded CI machine would make flaky).
+@pytest.mark.timeout(120)
 def test_b5_an_alias_bomb_under_the_alias_cap_is_refused_by_its_expanded_size(tmp_path):
     # 90 aliases, 10**10 values once expanded, hidden where any value is allowed
     bomb = GOOD.replace("execution: {executor: local}", "execution: {executor: local}\nplanner:\n  options:\n    " +
                         _bomb(9).replace("\n", "\n    "))
     result, took = _run_bad(tmp_path, bomb)
-    assert "alias bomb" in result.output and took < 2.0, result.output
+    assert "alias bomb" in result.output, result.output
 
 
+@pytest.mark.timeout(120)
 def test_b5_an_oversized_recipe_is_refused_by_its_size(tmp_path):
-    result, took = _run_bad(tmp_path, b"# " + b"x" * (5 << 20) + b"\n" + GOOD.encode())
-    assert "larger than" in result.output and took < 2.0
+    result, _ = _run_bad(tmp_path, b"# " + b"x" * (5 << 20) + b"\n" + GOOD.encode())
+    assert "larger than" in result.output
 
 
+@pytest.mark.timeout(120)
 def test_b5_deep_nesting_is_refused(tmp_path):
-    result, took = _run_bad(tmp_path, "a: " + "[" * 10_000 + "]" * 10_000 + "\n")
-    assert took < 5.0 and ("too deep" in result.output or "invalid" in result.output or "not valid" in result.output), result.output
+    result, _ = _run_bad(tmp_path, "a: " + "[" * 10_000 + "]" * 10_000 + "\n")
+    assert ("too deep" in result.output or "invalid" in result.output or "not valid" in result.output), result.output
 
 
 @pytest.mark.parametrize("name", ["../evil", "/tmp/evil", "a/b", "..", "ok/../../evil", "evil\\x00", ".hidden", "-rf"])

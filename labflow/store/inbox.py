@@ -1,0 +1,154 @@
+"""A campaign's inbox: where people's acts wait until the campaign ledgers them.
+
+The ledger has one writer, the process that holds the campaign (:class:`~labflow.store.campaign_dir.CampaignLock`).
+A person acts from another process -- ``labflow approve``, the dashboard, a Prefect form -- so
+the act is first appended to ``inbox.lfl`` in the campaign directory, in the ledger's own format
+(length-prefixed, CRC-checked, fsynced records; :mod:`labflow.store.ledger`). Any number of
+processes may post: each takes an exclusive ``flock`` on ``inbox.lock`` for its append, and
+readers take a shared one, so nobody reads half a record.
+
+The campaign polls its inbox, checks each act (is the experiment still waiting? are the values
+inside the bounds and the device limits?) and appends it to its ledger as a ``human`` record,
+applied or refused with the reason: the ledger stays the one source of truth. An act that the
+inbox holds but the ledger does not is applied on the next poll, also after a crash and
+``labflow resume``; an act whose ``id`` the ledger already holds is never applied twice.
+
+Every act carries ``id`` (a uuid), ``act`` (what), ``who``, ``when`` (ISO 8601, UTC), ``target``
+(an experiment uid, or '' for a new one), ``before``/``after`` (values) and ``comment``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import getpass
+import os
+import uuid
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from labflow.store.ledger import Ledger, TornTailWarning, read_records
+
+__all__ = ["ACTS", "INBOX", "new_act", "post_act", "read_inbox"]
+
+INBOX = "inbox.lfl"
+INBOX_LOCK = "inbox.lock"
+
+ACTS = ("approve", "reject", "edit", "add", "annotate", "expire")
+"""What a person can do: approve a suggestion, reject it, edit and approve it, add an experiment,
+annotate a finished one; ``expire`` is the gate's own act when an approval timed out."""
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def default_user() -> str:
+    """The login name of whoever runs this process (``LABFLOW_USER`` overrides it)."""
+    name = os.environ.get("LABFLOW_USER")
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return f"uid{os.getuid()}"
+
+
+def new_act(act: str, *, target: str = "", who: str | None = None, before: Mapping[str, Any] | None = None,
+            after: Mapping[str, Any] | None = None, comment: str = "", via: str = "cli", **extra: Any) -> dict[str, Any]:
+    """A human act, ready to post: a fresh ``id``, ``when`` now, ``who`` the login user unless given."""
+    if act not in ACTS:
+        raise ValueError(f"unknown act {act!r}; expected one of {ACTS}")
+    return {"k": "human", "id": str(uuid.uuid4()), "act": act, "target": target, "who": who or default_user(), "when": _now(),
+            "before": dict(before or {}), "after": dict(after or {}), "comment": comment, "via": via, **extra}
+
+
+@contextmanager
+def _flock(cdir_path: Path, mode: int) -> Iterator[None]:
+    fd = os.open(cdir_path / INBOX_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, mode)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def post_act(cdir_path: str | Path, act: Mapping[str, Any]) -> dict[str, Any]:
+    """Append ``act`` to the campaign's inbox (fsynced before this returns); any process may call it."""
+    d = Path(cdir_path)
+    if not (d / "ledger.lfl").is_file():
+        raise FileNotFoundError(f"{d} is not a campaign directory (no ledger.lfl)")
+    record = dict(act)
+    with _flock(d, fcntl.LOCK_EX):
+        inbox = Ledger(d / INBOX, quarantine=d / "quarantine")
+        try:
+            inbox.append(record)
+        finally:
+            inbox.close()
+    return record
+
+
+def read_inbox(cdir_path: str | Path) -> list[dict[str, Any]]:
+    """Every act posted to the campaign's inbox, in order (none when there is no inbox yet)."""
+    d = Path(cdir_path)
+    p = d / INBOX
+    if not p.is_file():
+        return []
+    with _flock(d, fcntl.LOCK_SH), warnings.catch_warnings():
+        # A post killed mid-append leaves a torn tail; the next post cuts it off (it was never
+        # acknowledged to anyone), so a reader skips it quietly.
+        warnings.simplefilter("ignore", TornTailWarning)
+        return [r for r in read_records(p) if r.get("k") == "human"]
+
+
+def people_view(cdir_path: str | Path) -> dict[str, Any]:
+    """What people see of a campaign, read from its ledger and inbox without taking its lock:
+    ``waiting`` (suggestions held for approval, oldest first: uid, params, why, requested,
+    deadline), ``acts`` (the ledgered acts, applied or refused) and ``posted`` (acts in the inbox
+    the campaign has not ledgered yet: it is not running, or has not polled since)."""
+    from labflow.store.campaign_dir import CampaignDir
+
+    cdir = CampaignDir(cdir_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TornTailWarning)  # the campaign may be appending right now
+        history = cdir.history()
+    decided = {a["target"] for a in history.human if a.get("outcome") == "applied"
+               and (a["act"] in ("approve", "reject", "edit") or (a["act"] == "expire" and (a.get("after") or {}).get("on_timeout") == "skip"))}
+    ended = history.end is not None and history.end.get("complete", False)
+    waiting = [] if ended else [w for w in history.waiting if w["uid"] not in decided and w["uid"] not in history.started]
+    ledgered = {a["id"] for a in history.human}
+    posted = [a for a in read_inbox(cdir.path) if a["id"] not in ledgered]
+    return {"waiting": waiting, "acts": list(history.human), "posted": posted, "history": history, "ended": ended}
+
+
+def annotate_finished(cdir_path: str | Path, act: Mapping[str, Any]) -> dict[str, Any]:
+    """Record an annotation on a campaign that has ended (no process will read its inbox again):
+    under the campaign's lock, the act is ledgered and appended to the HDF5 file's ``/human_acts``.
+    The experiment must have finished; nothing else changes (the planner is gone; a report and an
+    export show the annotation). Returns the record as ledgered."""
+    from labflow.errors import LabflowError
+    from labflow.store.campaign_dir import CampaignDir
+    from labflow.store.provenance import append_human_acts
+
+    cdir = CampaignDir(cdir_path)
+    with cdir.lock():
+        history = cdir.history(repair=True)
+        if history.end is None or not history.end.get("complete", False):
+            raise LabflowError(f"campaign {cdir.path} has not ended", hint="post the act to its inbox; the campaign applies it")
+        record = {k: v for k, v in act.items() if k != "k"}
+        if act.get("act") != "annotate" or act.get("target") not in history.finished_uids:
+            raise LabflowError(f"{act.get('act')} {act.get('target')}: only a finished experiment of an ended campaign can be annotated")
+        row = next(r for r in history.finished if r["uid"] == act["target"])
+        record.update(before={"status": row["obs"]["status"], "outcomes": row["obs"].get("outcomes", {})}, outcome="applied", refusal="",
+                      requested=dict(act.get("after") or {}))
+        ledger = Ledger(cdir.ledger_path, quarantine=cdir.quarantine)
+        try:
+            ledger.append({**record, "k": "human"})
+        finally:
+            ledger.close()
+        append_human_acts(cdir.provenance_path, [record])
+    return record
