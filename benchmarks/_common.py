@@ -28,6 +28,35 @@ def pin_threads(n: int | None = None) -> int:
     return n
 
 
+def median_seconds(fn: Any, repeats: int) -> tuple[float, list[float]]:
+    """Run ``fn()`` ``repeats`` times; the median wall time and every time (seconds). Timings are
+    never one shot: a busy machine makes single runs scatter by a factor of several."""
+    import statistics
+
+    times = []
+    for _ in range(max(1, int(repeats))):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times
+
+
+def machine() -> dict[str, Any]:
+    """The CPU, its core count and the load average when measured (the development machine is shared)."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
+    return {"system": platform.system(), "cpu": cpu, "cores": os.cpu_count(), "load_average_1_5_15_min": load}
+
+
 def environment() -> dict[str, Any]:
     from importlib import metadata
 
@@ -40,12 +69,17 @@ def environment() -> dict[str, Any]:
     import subprocess
 
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                timeout=10).stdout.strip() or None
-    except OSError:
-        commit = None
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                timeout=10).stdout.strip() or "unknown: not a git checkout"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+        if dirty:
+            commit += " (with uncommitted changes)"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        commit = f"unknown: git could not be run ({type(exc).__name__})"
     return {
         "commit": commit,
+        "machine_info": machine(),
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
@@ -65,15 +99,32 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_results(name: str, payload: dict[str, Any], table: str, command: str) -> None:
-    """Write ``results/<name>.json`` and ``results/<name>.md`` (table + the exact command)."""
+def portable(value: Any) -> Any:
+    """``value`` with the absolute paths of this machine (the checkout, the home folder) made relative."""
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(v) for v in value]
+    if isinstance(value, str):
+        for prefix, short in ((str(ROOT) + os.sep, ""), (str(ROOT), "."), (str(Path.home()) + os.sep, "~/")):
+            value = value.replace(prefix, short)
+        return value
+    return value
+
+
+def write_results(name: str, payload: dict[str, Any], table: str, command: str, *, note: str = "") -> None:
+    """Write ``results/<name>.json`` and ``results/<name>.md`` (table + the exact command, the git
+    commit and the machine; no absolute paths). ``note``: how to read the figures (e.g. a busy machine)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {**payload, "command": command, "environment": environment()}
+    payload = portable({**payload, "command": command, "environment": environment(), **({"note": note} if note else {})})
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
     env = payload["environment"]
+    m = env["machine_info"]
     md = (
-        f"# {name}\n\nCommand: `{command}`\n\n"
-        f"Machine: {env['cpus']} cores, Python {env['python']}, commit {env.get('commit')}, {env['date']}\n\n{table}\n"
+        f"# {name}\n\nCommand: `{payload['command']}`\n\n"
+        f"Commit: {env['commit']}\n\n"
+        f"Machine: {m['cpu']}, {m['cores']} cores, load average {m['load_average_1_5_15_min']} (1, 5, 15 min) at the end, "
+        f"Python {env['python']}, {env['date']}\n\n" + (f"{note}\n\n" if note else "") + f"{table}\n"
     )
     (RESULTS / f"{name}.md").write_text(md)
     print(table)

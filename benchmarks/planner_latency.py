@@ -231,7 +231,19 @@ def run_parallel(args: argparse.Namespace, names: list[str]) -> list[dict[str, A
     running: list[tuple[subprocess.Popen, list[int], Path]] = []
     rows: list[dict[str, Any]] = []
     free = list(slots)
+    deadline = time.monotonic() + args.time_limit if args.time_limit else None
     while pending or running:
+        if deadline is not None and time.monotonic() > deadline:
+            # out of time: stop the workers, keep the cells they finished (a worker writes its rows after
+            # each n), and say which cells are missing -- never assemble a table by hand from the logs
+            for proc, _slot, dest in running:
+                proc.terminate()
+                proc.wait(30)
+                done = json.loads(dest.read_text()) if dest.exists() else []
+                rows.extend(done)
+                args.incomplete.append(f"{dest.stem}: stopped at the time limit after n = {[r['n'] for r in done] or 'none'}")
+            args.incomplete.extend(f"{name}: not started before the time limit" for name in pending)
+            break
         while pending and free and len(running) < args.jobs:
             name, slot = pending.pop(0), free.pop(0)
             dest = out_dir / f"{name}.json"
@@ -262,9 +274,12 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--budget", type=int, default=30)
     ap.add_argument("--jobs", type=int, default=1, help="run cells in parallel worker processes, each pinned to its own cores")
+    ap.add_argument("--time-limit", type=float, default=0.0,
+                    help="with --jobs: stop after this many seconds and write the cells finished so far, naming the missing ones")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    args.incomplete = []
     if os.environ.get("LABFLOW_BENCH_CORES"):
         os.sched_setaffinity(0, [int(c) for c in os.environ["LABFLOW_BENCH_CORES"].split(",")])
     if args.worker:  # one cell of a parallel run; rows written as they come, so a timeout keeps what was measured
@@ -288,8 +303,9 @@ def main() -> None:
             table = markdown_table(rows, ["planner", "n", "reps", "generator", "cold_s", "warm_s", "pool_s"])
         else:
             rows, table = run_latency(args.sizes, args.reps, args.pool, args.planners)
-        payload = {"experiment": "latency", "d": D, "threads": THREADS, "pool": args.pool, "rows": rows}
-        write_results("planner_latency", payload, table, command.strip())
+        payload = {"experiment": "latency", "d": D, "threads": THREADS, "pool": args.pool, "rows": rows, "incomplete": args.incomplete}
+        note = ("Incomplete (time limit): " + "; ".join(args.incomplete)) if args.incomplete else ""
+        write_results("planner_latency", payload, table, command.strip(), note=note)
     else:
         if args.jobs > 1:
             runs = run_parallel(args, [f"{m}:{s}" for m in ("relax", "enumerate") for s in range(args.seeds)])

@@ -4,7 +4,7 @@ Each run is a sequential pool campaign driven through the planner's public ``ask
 (``ask(1, choices=unmeasured rows)``), the same calls the campaign loop makes, without the
 bluesky loop around them (``labflow bench`` runs that; it measures the same counts, much slower).
 A run stops once 80% of the top-5% rows are found or at the budget. Counts are compared with
-the exact median of the random reference (negative hypergeometric), as benchmarks.md defines.
+the exact median of the random reference (negative hypergeometric), as benchmark-definitions.md defines.
 
 Only the five development pools (Liang et al. 2021) are used: nothing here may be tuned elsewhere.
 

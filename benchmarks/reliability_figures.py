@@ -138,6 +138,11 @@ def main() -> None:
             "hang_detection": hang_detection(work),
             "sigterm": sigterm_stop(work),
         }
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import environment, portable
+
+    figures = portable({**figures, "command": "python benchmarks/reliability_figures.py " + " ".join(sys.argv[1:]),
+                        "environment": environment()})
     text = json.dumps(figures, indent=2, default=str)
     print(text)
     if args.json:

@@ -158,10 +158,14 @@ def main() -> None:
     machine = f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}"
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "remote_latency.json").write_text(json.dumps({"command": command, "machine": machine, "latency": latency, "campaign": campaign,
-                                                        "n": args.n, "budget": args.budget}, indent=2))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import environment, portable
+
+    env = environment()
+    (out / "remote_latency.json").write_text(json.dumps(portable({"command": command, "machine": machine, "latency": latency, "campaign": campaign,
+                                                                 "n": args.n, "budget": args.budget, "environment": env}), indent=2))
     (out / "remote_latency.md").write_text(
-        f"# Remote device latency and campaign overhead (loopback)\n\nCommand: `{command}`\n\nMachine: {machine}\n\n"
+        f"# Remote device latency and campaign overhead (loopback)\n\nCommand: `{command}`\n\nCommit: {env['commit']}\n\nMachine: {machine}\n\n"
         f"A remote set+read is `RemoteParameterSignal.set(x).wait()` then `RemoteSynthesisStation.read()` against `labflow serve` "
         f"in another process; in process is the same on the simulated device.\n\n{table}\n\n{camp}\n"
     )

@@ -13,6 +13,9 @@
       metadata.json           what a repository asks for: title, creators, dates, instruments,
                               software versions, licence, keywords, and every file's size and sha256
       README.md               what each file is and how to read it
+      ro-crate-metadata.json  the same as an RO-Crate (JSON-LD, schema.org): files, software,
+                              instruments, people, and the campaign as a CreateAction
+                              (:mod:`labflow.ro_crate`), for research-data platforms and registries
 
 The CSV is plain: comma-separated, UTF-8, a header row, ``.`` as decimal mark, empty cells
 for missing values. :func:`read_experiments_csv` reads it back with its units.
@@ -39,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from labflow.errors import LabflowError
+from labflow.ro_crate import write_ro_crate
 from labflow.space import Categorical, Integer
 from labflow.store.columns import BOOKKEEPING, IDENTITY, TEXT_COLUMNS
 from labflow.store.provenance import CampaignRecord, package_versions, read_campaign
@@ -296,7 +300,8 @@ def export_campaign(
         {"name": n, "bytes": (out / n).stat().st_size, "sha256": _sha256(out / n), "description": d} for n, d in files.items()
     ]
     (out / "metadata.json").write_text(json.dumps(meta, indent=2, default=str, allow_nan=False) + "\n")
-    paths = [out / n for n in files] + [out / "metadata.json"]
+    crate = write_ro_crate(out, meta)
+    paths = [out / n for n in files] + [out / "metadata.json", crate]
     return ExportedPackage(directory=out, files=paths, metadata=meta, warnings=warnings)
 
 
@@ -313,6 +318,7 @@ def _readme(meta: dict[str, Any], files: dict[str, str]) -> str:
         "",
         *[f"- `{n}`: {d}" for n, d in files.items()],
         "- `metadata.json`: title, creators, dates, instruments, software versions, licence, and each file's sha256",
+        "- `ro-crate-metadata.json`: the same as an RO-Crate (JSON-LD), for research-data platforms",
         "",
         "## Reading the data",
         "",

@@ -457,7 +457,7 @@ def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *,
             raise DiskFullError(exc.message, hint=f"free some space, then {_resume_hint(journal.cdir)}") from exc
         utilization = ex.utilization(len(runners))
         _end(journal, campaign, kind, ex, utilization, complete=True)
-        return CampaignOutcome(path=journal.path, state=campaign.state, campaign_id=journal.campaign_id, makespan=ex.now(),
+        return CampaignOutcome(path=journal.path, state=campaign.state, campaign_id=journal.campaign_id, makespan=campaign.now(),
                                utilization=utilization, campaign_dir=journal.cdir.path)
     finally:
         try:
@@ -495,7 +495,7 @@ def _end(journal: CampaignJournal, campaign: Campaign, kind: str, ex: Any, utili
             "failed": state.failed,
             "budget": state.budget,
             "executor": kind,
-            "makespan_s": ex.now() if ex is not None else None,
+            "makespan_s": campaign.now() if ex is not None else None,
             "utilization": utilization,
             "best_uid": best.uid if best else None,
             "hypervolume": state.hypervolume if state.hypervolume == state.hypervolume else None,  # NaN: one objective

@@ -6,7 +6,8 @@ Stubs (no run of their own)
     :func:`set_parameters` -- convert and check every parameter, then set them together;
     :func:`synthesize` -- trigger the synthesis station and wait;
     :func:`measure` -- trigger the instrument, then read it (and anything else given) into
-    one event.
+    one event;
+    :func:`bounded_read` -- ``bps.read`` that gives up after a timeout.
 
 A *station* is anything with ``name``, ``synthesis`` (a device with one settable child
 per parameter that reports ``units`` and limits or ``enum_strs`` in ``describe()``) and
@@ -20,11 +21,21 @@ in the plan (e.g. ``DeviceError: ... simulated instrument fault``; bluesky's
 :class:`~labflow.errors.DeviceTimeoutError` naming what had not finished. Either way the
 RunEngine closes the run with ``exit_status='fail'`` and the error's text as ``reason``,
 then raises the error to the caller.
+
+Reads are bounded too. bluesky calls a synchronous device's ``read()`` in the RunEngine's own
+loop, so a ``read()`` that never returns would hang the station for good; :func:`measure`
+therefore reads through :func:`bounded_read`, which runs ``read()`` in a thread of its own
+and raises :class:`~labflow.errors.DeviceTimeoutError` naming the device when it has not
+returned within the timeout. The RunEngine stays free, the run fails, the station goes on (the
+abandoned call is left to finish, or not, in its daemon thread).
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import functools
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,10 +45,10 @@ import pint
 from bluesky.run_engine import WaitForTimeoutError
 from bluesky.utils import FailedStatus, short_uid
 
-from labflow.devices.base import to_device_values
+from labflow.devices.base import DEFAULT_TIMEOUT, to_device_values
 from labflow.errors import DeviceError, DeviceTimeoutError, LabflowError
 
-__all__ = ["extract_outcomes", "measure", "run_experiment", "set_parameters", "synthesize", "wait_for"]
+__all__ = ["bounded_read", "extract_outcomes", "measure", "run_experiment", "set_parameters", "synthesize", "wait_for"]
 
 
 def _name(obj: Any) -> str:
@@ -94,6 +105,62 @@ def wait_for(group: str, statuses: Sequence[Any], what: str, *, timeout: float |
         ) from exc
 
 
+class _BoundedReadable:
+    """``obj`` as the RunEngine sees it inside :func:`bounded_read`: everything is ``obj``'s own
+    (name, describe, configuration, asset documents) except ``read()``, which returns an
+    awaitable: the RunEngine awaits it without blocking its loop."""
+
+    def __init__(self, obj: Any, timeout: float) -> None:
+        self._obj = obj
+        self._timeout = timeout
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._obj, name)
+
+    def read(self, *args: Any, **kwargs: Any):
+        return self._read(args, kwargs)
+
+    async def _read(self, args: tuple, kwargs: dict) -> dict[str, Any]:
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def call() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = self._obj.read(*args, **kwargs)
+            except BaseException as exc:  # handed to the awaiting plan, which raises it
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+        threading.Thread(target=call, name=f"read {_name(self._obj)}", daemon=True).start()
+        try:
+            result = await asyncio.wait_for(asyncio.wrap_future(future), self._timeout)
+        except asyncio.TimeoutError:
+            raise DeviceTimeoutError(
+                f"read: {_name(self._obj)} did not return a reading within {self._timeout:g} s",
+                hint="check the instrument and its connection, or raise the device's timeout if reading is legitimately slow",
+            ) from None
+        if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+            result = await asyncio.wait_for(result, self._timeout)  # an async device's read: bounded the same way
+        return result
+
+
+def read_timeout(obj: Any, timeout: float | None = None) -> float:
+    """Seconds a read of ``obj`` may take: ``timeout`` if given, else the device's own ``timeout``
+    attribute, else :data:`~labflow.devices.base.DEFAULT_TIMEOUT`."""
+    for t in (timeout, getattr(obj, "timeout", None)):
+        if isinstance(t, (int, float)) and t > 0:
+            return float(t)
+    return DEFAULT_TIMEOUT
+
+
+def bounded_read(obj: Any, *, timeout: float | None = None):
+    """``bps.read(obj)`` that raises :class:`~labflow.errors.DeviceTimeoutError` naming ``obj``
+    when ``read()`` has not returned within :func:`read_timeout` seconds."""
+    return (yield from bps.read(_BoundedReadable(obj, read_timeout(obj, timeout))))
+
+
 @_raising_device_errors
 def set_parameters(synthesis: Any, params: Mapping[str, pint.Quantity | str | float], *, timeout: float | None = None):
     """Set every parameter of ``synthesis`` together and wait for all of them.
@@ -126,7 +193,8 @@ def measure(instrument: Any, *also_read: Any, timeout: float | None = None, stre
     """Trigger ``instrument``, wait, then read it and ``also_read`` into one event of ``stream``.
 
     ``also_read`` devices are read, not triggered (e.g. the synthesis station, so the event
-    carries the settings as applied). Returns the merged readings.
+    carries the settings as applied). Each read is bounded (:func:`bounded_read`) by
+    ``timeout``, else the device's own timeout. Returns the merged readings.
     """
     group = short_uid("measure")
     st = yield from bps.trigger(instrument, group=group)
@@ -134,7 +202,7 @@ def measure(instrument: Any, *also_read: Any, timeout: float | None = None, stre
     yield from bps.create(stream)
     readings: dict[str, Any] = {}
     for obj in (instrument, *also_read):
-        reading = yield from bps.read(obj)
+        reading = yield from bounded_read(obj, timeout=timeout)
         readings.update(reading or {})
     yield from bps.save()
     return readings

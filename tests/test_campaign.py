@@ -42,10 +42,13 @@ BRANIN_LAB = """
 
 
 def test_quickstart_runs_on_prefect_with_every_document_recorded(tmp_path, prefect_server):
-    outcome = run_recipe(load_recipe(ROOT / "recipes" / "quickstart.yaml"), tmp_path, budget=6, executor="prefect")
+    recipe = load_recipe(ROOT / "recipes" / "quickstart.yaml")
+    n_initial = recipe.spec.planner.options["n_initial"]
+    budget = n_initial + 2  # past the initial design: the GP proposes the last two experiments
+    outcome = run_recipe(recipe, tmp_path, budget=budget, executor="prefect")
     rec = read_campaign(outcome.path)
     assert outcome.path.parent == tmp_path and outcome.path.name.startswith("quickstart-")
-    assert (rec.summary()["experiments"], rec.summary()["completed"]) == (6, 6)
+    assert (rec.summary()["experiments"], rec.summary()["completed"]) == (budget, budget)
     assert set(rec.experiments["station"]) == {"station1", "station2"}  # one experiment in flight per station
     with h5py.File(outcome.path, "r") as f:
         for uid, run_uids in zip(rec.experiments["uid"], rec.experiments["run_uids"]):
@@ -62,7 +65,12 @@ def test_quickstart_runs_on_prefect_with_every_document_recorded(tmp_path, prefe
         (key,) = [k for k in run if k.endswith("_synthesis_temperature")]
         assert run[key].attrs["units"] == "K"
     # each suggestion is stored with the planner state that produced it
-    assert len(rec.suggestions) == 6 and rec.suggestions["n_observations"].iloc[0] == 0
+    assert len(rec.suggestions) == budget and rec.suggestions["n_observations"].iloc[0] == 0
+    generators = list(rec.suggestions["generator"])
+    assert generators[:n_initial] == ["sobol"] * n_initial
+    model_made = rec.suggestions.iloc[n_initial:]
+    assert all(g not in ("sobol", "fallback") for g in model_made["generator"]), generators
+    assert all("model" in json.loads(d) for d in model_made["decision"])  # a fitted GP made these
 
 
 def test_same_seed_same_campaign(tmp_path):

@@ -100,3 +100,38 @@ def test_cli_export(campaign, tmp_path):
     assert result.exit_code == 0, result.output
     meta = json.loads((tmp_path / "pkg" / "metadata.json").read_text())
     assert meta["licence"]["id"] == "CC0-1.0" and meta["creators"][0]["affiliation"] == "ETH"
+
+
+def test_the_package_is_an_ro_crate_describing_files_software_instruments_and_people(campaign, tmp_path):
+    from rocrate.rocrate import ROCrate
+
+    creator = parse_creator("Curie, Marie; Sorbonne; 0000-0002-1825-0097")
+    pkg = export_campaign(campaign, tmp_path / "pkg", creators=[creator], keywords=["perovskite"])
+    assert tmp_path / "pkg" / "ro-crate-metadata.json" in pkg.files
+    crate = ROCrate(tmp_path / "pkg")  # read back with the rocrate package
+    meta = pkg.metadata
+    assert crate.name == meta["title"] and crate.root_dataset["identifier"] == meta["identifiers"]["campaign_id"]
+    assert crate.license.id == "https://creativecommons.org/licenses/by/4.0/" and "perovskite" in crate.keywords
+    # files: every file of the package, with the size and sha256 that metadata.json gives
+    files = {e.id: e for e in crate.data_entities}
+    assert set(files) == {f["name"] for f in meta["files"]} | {"metadata.json"}
+    for f in meta["files"]:
+        assert files[f["name"]]["sha256"] == f["sha256"] and int(files[f["name"]]["contentSize"]) == f["bytes"]
+        assert hashlib.sha256((tmp_path / "pkg" / f["name"]).read_bytes()).hexdigest() == f["sha256"]
+    assert files[campaign.name]["encodingFormat"] == "application/x-hdf5"
+    # people: the creator by ORCID, with the affiliation
+    (person,) = crate.get_by_type("Person")
+    assert person.id == "https://orcid.org/0000-0002-1825-0097" and person["name"] == "Curie, Marie"
+    assert person["affiliation"]["name"] == "Sorbonne" and crate.creator == [person]
+    # software: each package version the campaign ran with
+    software = {e["name"]: e["version"] for e in crate.get_by_type("SoftwareApplication")}
+    assert software == {s["name"]: str(s["version"]) for s in meta["software"]} and "bluesky" in software
+    # instruments: one entity per device of each station that ran
+    devices = {e["name"] for e in crate.get_by_type("IndividualProduct")}
+    assert devices == {d["name"] for s in meta["instruments"]["stations"] for d in s["devices"]} != set()
+    # the campaign: what it used, made and who ran it
+    (action,) = crate.get_by_type("CreateAction")
+    assert {e.id for e in action["result"]} == {campaign.name, "experiments.csv", "suggestions.csv"}
+    assert {e.id for e in action["object"]} == {"recipe.yaml", "recipe.resolved.json", "lab.json"}
+    assert {e["name"] for e in action["instrument"]} == set(software) | devices
+    assert action["agent"] == [person] and action["startTime"] == meta["dates"]["created"]

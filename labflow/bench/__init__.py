@@ -1,6 +1,6 @@
 """Benchmarks: measure how much faster a planner finds good materials than the references.
 
-:mod:`labflow.bench.metrics` holds the definitions of ``docs/benchmarks.md`` as pure
+:mod:`labflow.bench.metrics` holds the definitions of ``docs/reference/benchmark-definitions.md`` as pure
 functions (first-passage counts, the exact random reference, acceleration and enhancement
 factors, the lab-time table against a conventional lab in working hours, tables); :mod:`labflow.bench.plots` draws the curves.
 """

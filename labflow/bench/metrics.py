@@ -1,4 +1,4 @@
-"""Benchmark metrics, exactly as ``docs/benchmarks.md`` defines them.
+"""Benchmark metrics, exactly as ``docs/reference/benchmark-definitions.md`` defines them.
 
 Every function here is pure (numpy in, numbers out) and seeded where it draws.
 
@@ -139,7 +139,7 @@ class Target:
 def standard_targets(
     values: Sequence[float] | np.ndarray, q: float = 0.05, direction: str = "maximize", names: Iterable[str] = ("first", "80%", "best")
 ) -> dict[str, Target]:
-    """The targets of benchmarks.md: "first" (k = 1 of the good set), "80%" (k = ceil(0.8*M)), "best" (the best point(s))."""
+    """The targets of benchmark-definitions.md: "first" (k = 1 of the good set), "80%" (k = ceil(0.8*M)), "best" (the best point(s))."""
     v = np.asarray(values, dtype=float)
     good = tuple(int(i) for i in good_set(v, q, direction))
     m = len(good)
@@ -447,7 +447,7 @@ def geometric_mean(values: Iterable[float | None]) -> float:
     return float(np.exp(np.log(v).mean())) if v.size else float("nan")
 
 
-#: The targets the default planner is chosen by (benchmarks.md, "Choosing a default planner").
+#: The targets the default planner is chosen by (benchmark-definitions.md, "Choosing a default planner").
 SELECTION_TARGETS = ("first", "80%")
 
 
@@ -516,7 +516,7 @@ def summarize_traces(
 ) -> list[dict[str, Any]]:
     """One row per (planner, target); see :func:`summarize` (this takes the pool's values directly)."""
     if reference_stat not in ("median", "mean"):
-        raise ValueError(f"reference_stat must be 'median' (benchmarks.md) or 'mean', got {reference_stat!r}")
+        raise ValueError(f"reference_stat must be 'median' (benchmark-definitions.md) or 'mean', got {reference_stat!r}")
     v = np.asarray(values, dtype=float)
     n_pool = len(v)
     tg = standard_targets(v, q, direction, targets)
@@ -606,7 +606,7 @@ def summarize(
         ``budget`` (truncate runs), ``reference_planner`` (e.g. "sobol": adds
         ``af_vs_sobol`` with ``af_vs_sobol_ci`` and ``af_vs_sobol_bound``),
         ``reference_stat`` ("median", the exact median of the negative hypergeometric law as
-        benchmarks.md defines AF, or "mean" for the older tables), ``n_boot``, ``seed``.
+        benchmark-definitions.md defines AF, or "mean" for the older tables), ``n_boot``, ``seed``.
 
     Each row holds: dataset, planner, target, k, M, N, q, seeds, budget, median_n,
     median_exact, iqr, iqr_exact, reached_fraction, random_reference (the one AF uses),
@@ -706,9 +706,9 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | N
 
 # -- lab time --------------------------------------------------------------------------------
 MINUTE, HOUR = 60.0, 3600.0
-#: Experiment durations of benchmarks.md, in seconds: 1 min, 10 min, 1 h, 8 h.
+#: Experiment durations of benchmark-definitions.md, in seconds: 1 min, 10 min, 1 h, 8 h.
 T_EXP_GRID = (1 * MINUTE, 10 * MINUTE, 1 * HOUR, 8 * HOUR)
-#: Instrument counts of benchmarks.md.
+#: Instrument counts of benchmark-definitions.md.
 P_GRID = (1, 4, 16)
 
 PlanLatency = float | Callable[[int], float]

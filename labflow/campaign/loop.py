@@ -136,6 +136,9 @@ class Campaign:
         self.repeat: set[str] = set()  # uids that repeat an interrupted experiment
         self._suggestion_of: dict[str, int] = {}
         self._t_suggested: dict[str, float] = {}
+        self.clock_offset = 0.0
+        """Seconds added to the executor's clock: on a resume, the time the record already covers,
+        so that times continue across a resume (the time the campaign was down is not counted)."""
         self._Y: list[list[float]] = []  # oriented outcomes of this campaign's completed experiments
         self._free = list(self.runners)
         self._in_flight: dict[str, StationRunner] = {}
@@ -147,6 +150,10 @@ class Campaign:
         self.people = people if people is not None and people.active else None
         if self.people is not None:
             self.people.attach(self, history)
+
+    def now(self) -> float:
+        """The campaign's clock: the executor's, continued across resumes (:attr:`clock_offset`)."""
+        return self.executor.now() + self.clock_offset
 
     # -- pause / resume / stop (any thread) --------------------------------------------------
     def request_pause(self, defer: bool = True) -> None:
@@ -273,7 +280,7 @@ class Campaign:
         self.state.fallbacks = self.proposer.fallbacks
         crashpoint("planner.after_ask")
         latency = time.perf_counter() - t0
-        now = self.executor.now()
+        now = self.now()
         index = -1
         if getattr(self.journal, "records_suggestions", True):
             state = self.planner.state_summary()
@@ -297,7 +304,7 @@ class Campaign:
         if offset:
             md["attempt_offset"] = offset
         self.journal.started(candidate=candidate, station=runner.name, attempt=offset + 1, repeated=candidate.uid in self.repeat,
-                             t=self.executor.now(), suggestion=self._suggestion_of.get(candidate.uid, -1))
+                             t=self.now(), suggestion=self._suggestion_of.get(candidate.uid, -1))
         self.executor.submit(runner, candidate, md)
         self._in_flight[candidate.uid] = runner
         self.state.busy[runner.name] = candidate
@@ -313,6 +320,8 @@ class Campaign:
 
     def _record_and_tell(self, result: ExperimentResult) -> None:
         """Interrupted: record it and queue it again. Finished: ledger it (fsynced), then tell the planner."""
+        if self.clock_offset:
+            result = replace(result, t_started=result.t_started + self.clock_offset, t_finished=result.t_finished + self.clock_offset)
         if result.interrupted:
             self._interrupted(result)
         else:
@@ -397,7 +406,7 @@ class Campaign:
         s.started -= 1
         self.queue.insert(0, result.candidate)  # in-process resume would run it again
         self.journal.interrupted({"uid": result.candidate.uid, "station": result.station, "attempt": result.attempts,
-                                  "reason": result.reason, "t": self.executor.now(), "run_uids": ",".join(result.run_uids)})
+                                  "reason": result.reason, "t": self.now(), "run_uids": ",".join(result.run_uids)})
         self._emit("interrupted")
 
     def _fail_fast(self, exc: BaseException) -> None:

@@ -5,10 +5,15 @@ stays abandoned); an experiment in flight when the campaign stopped or crashed i
 (``repeated=1``, its attempts counted after those it spent); one interrupted twice is recorded
 as failed instead of looping on it; candidates proposed but never started are run. The planner
 must already hold the ledgered observations (:func:`labflow.launch.restore_planner`).
+
+Times continue: the resumed campaign's clock starts at the latest time the ledger records (a
+suggestion, a start, a finish, an interruption), so ``t_suggested``/``t_started``/``t_finished``
+keep increasing across a resume; the time the campaign was down is not counted.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from labflow.campaign.result import ExperimentResult, ExperimentStatus
@@ -17,7 +22,7 @@ from labflow.records import Candidate, Status
 if TYPE_CHECKING:
     from labflow.campaign.loop import Campaign
 
-__all__ = ["restore"]
+__all__ = ["last_time", "restore"]
 
 INTERRUPTED_TWICE = "interrupted twice (crash or stop); not repeated automatically again"
 
@@ -25,6 +30,7 @@ INTERRUPTED_TWICE = "interrupted twice (crash or stop); not repeated automatical
 def restore(campaign: Campaign, history: Any) -> None:
     """Bring a new ``campaign`` to where ``history`` left off: counters, failures, suggestions, queue."""
     state = campaign.state
+    campaign.clock_offset = last_time(history)
     for r in history.finished:
         obs, row = r["obs"], r["row"]
         status = Status(obs["status"])
@@ -59,3 +65,13 @@ def restore(campaign: Campaign, history: Any) -> None:
 
 def _candidate(r: dict[str, Any]) -> Candidate:
     return Candidate(uid=r["uid"], params=r["params"], planner=r.get("planner", ""), generator=r.get("generator", ""))
+
+
+def last_time(history: Any) -> float:
+    """The latest campaign-clock time (seconds) that ``history`` records, 0 for an empty one."""
+    times = [s.get("t") for s in history.suggestions]
+    times += [r.get("t") for r in history.started.values()]
+    times += [r.get("t") for r in history.interrupted]
+    times += [r["row"].get(k) for r in history.finished for k in ("t_suggested", "t_started", "t_finished")]
+    finite = [float(t) for t in times if isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t)]
+    return max(finite, default=0.0)

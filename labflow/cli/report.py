@@ -44,7 +44,7 @@ def export(
     licence: str = typer.Option("CC-BY-4.0", "--licence", "--license", help="SPDX licence identifier of the data"),
     keyword: list[str] = typer.Option([], "--keyword", help="subject keyword (repeat for several)"),
 ) -> None:
-    """Write a research-data package: the HDF5 file, experiments.csv (units in the header), the recipe, metadata.json."""
+    """Write a research-data package: the HDF5 file, experiments.csv (units in the header), the recipe, metadata.json and ro-crate-metadata.json (RO-Crate)."""
     from labflow.export import export_campaign, parse_creator
 
     pkg = export_campaign(file, out, title=title, creators=[parse_creator(c) for c in creator], licence=licence, keywords=keyword)

@@ -40,7 +40,7 @@ import pint
 from ophyd import Component, Device, Kind, Signal
 from ophyd.signal import InternalSignal
 from ophyd.status import StatusBase
-from ophyd.utils.errors import LimitError, StatusTimeoutError, WaitTimeoutError
+from ophyd.utils.errors import InvalidState, LimitError, StatusTimeoutError, WaitTimeoutError
 
 from labflow.errors import DeviceError, DeviceTimeoutError, UnitError
 from labflow.units import dimension_name, parse_quantity, parse_unit
@@ -65,6 +65,7 @@ __all__ = [
     "make_characterization_instrument",
     "make_synthesis_station",
     "run_operation",
+    "settle_status",
     "synthesis_station_class",
     "to_device_value",
     "to_device_values",
@@ -167,10 +168,10 @@ def run_operation(
             return
         try:
             action()
-        except Exception as exc:  # the Status carries it to whoever waits
-            status.set_exception(exc)
+        except Exception as exc:  # noqa: BLE001 - the Status carries it to whoever waits
+            settle_status(status, exc)
         else:
-            status.set_finished()
+            settle_status(status)  # the timeout may have fired while the action ran
 
     if delay <= 0:
         finish()
@@ -190,15 +191,30 @@ def run_operation(
     return status
 
 
+def settle_status(status: StatusBase, exc: BaseException | None = None) -> bool:
+    """Finish ``status`` (fail it with ``exc`` when one is given) unless it has settled already.
+
+    A Status settles once: its own timeout, a stop or the operation's completion may race to
+    settle it, and the loser gets ophyd's :class:`~ophyd.utils.errors.InvalidState`. That one
+    error means "already settled, nothing to add" and is the only one caught; returns whether
+    this call settled the Status.
+    """
+    try:
+        if exc is None:
+            status.set_finished()
+        else:
+            status.set_exception(exc)
+    except InvalidState:
+        return False
+    return True
+
+
 def _stop_pending(obj: Any, pending: set) -> None:
     for timer, status in list(pending):
         timer.cancel()
         pending.discard((timer, status))
         if not status.done:
-            try:
-                status.set_exception(DeviceError(f"{_label(obj)}: {status.operation} was stopped"))
-            except Exception:  # completed concurrently: nothing left to stop
-                pass
+            settle_status(status, DeviceError(f"{_label(obj)}: {status.operation} was stopped"))
 
 
 # -- signals ---------------------------------------------------------------------

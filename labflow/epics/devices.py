@@ -5,25 +5,35 @@ The same roles as :mod:`labflow.devices.base`, built for PVs laid out as
 ``measure``, ``{output}``, ``error``). Units and limits come from Channel Access metadata
 (``describe()``), so the conversion at the device boundary (:func:`to_device_values`) works
 unchanged. Every operation has a Status with a timeout naming the device and the PV.
+
+A lost IOC suspends the run, as a lost ZeroMQ server does: :class:`IocConnection` follows
+Channel Access's connection callbacks of every PV of a station's devices, and
+:class:`IocLostSuspender` (a bluesky ``SuspendBoolHigh`` on its ``lost`` signal) pauses the
+station's RunEngine while any of them is disconnected. When the IOC is back, Channel Access
+reconnects, the suspender releases, and bluesky replays the run from its last checkpoint.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ophyd import Component, EpicsSignal, EpicsSignalRO, Kind
+from bluesky.suspenders import SuspendBoolHigh
+from ophyd import Component, EpicsSignal, EpicsSignalRO, Kind, Signal
+from ophyd.signal import EpicsSignalBase
 
 from labflow.devices.base import (
     CharacterizationInstrument,
     OperationStatus,
     SynthesisStation,
     _check_component_names,
+    settle_status,
 )
 from labflow.errors import DeviceError
 from labflow.sim.base import Input, Output
 
-__all__ = ["EpicsInstrument", "EpicsSynthesisStation", "make_epics_instrument", "make_epics_station"]
+__all__ = ["EpicsInstrument", "EpicsSynthesisStation", "IocConnection", "IocLostSuspender", "make_epics_instrument", "make_epics_station"]
 
 
 def _chain(obj: Any, operation: str, inner: Any, timeout: float, check: Any = None) -> OperationStatus:
@@ -39,16 +49,10 @@ def _chain(obj: Any, operation: str, inner: Any, timeout: float, check: Any = No
                 raise DeviceError(f"{obj.name}: {operation} failed: {exc}")
             if check is not None:
                 check()
-        except Exception as exc:
-            try:
-                status.set_exception(exc)
-            except Exception:
-                pass
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the Status carries it to the plan
+            settle_status(status, exc)
         else:
-            try:
-                status.set_finished()
-            except Exception:
-                pass
+            settle_status(status)
 
     inner.add_callback(done)
     return status
@@ -102,3 +106,60 @@ def make_epics_instrument(prefix: str, name: str, outputs: Sequence[Output], *, 
     for o in outputs:
         attrs[o.name] = Component(EpicsSignalRO, o.name, kind=Kind.hinted)
     return type("EpicsInstrument", (EpicsInstrument,), attrs)(prefix, name=name, timeout=timeout)
+
+
+class IocConnection:
+    """Whether every PV of ``devices`` is connected, as an ophyd signal a suspender can watch.
+
+    ``lost`` is 1 while at least one of their EPICS signals is disconnected (``disconnected``
+    names them), 0 otherwise. It follows ophyd's metadata callbacks, which Channel Access
+    drives when a circuit to the IOC drops or comes back.
+    """
+
+    def __init__(self, name: str, devices: Iterable[Any]) -> None:
+        self.name = name
+        self.lost = Signal(name=f"{name}_ioc_lost", value=0)
+        self._down: set[str] = set()
+        self._lock = threading.Lock()
+        self._subscriptions: list[tuple[Any, int]] = []
+        for dev in devices:
+            for walked in dev.walk_signals(include_lazy=True):
+                sig = walked.item
+                if isinstance(sig, EpicsSignalBase):
+                    token = sig.subscribe(self._on_metadata, event_type=sig.SUB_META, run=False)
+                    self._subscriptions.append((sig, token))
+
+    @property
+    def disconnected(self) -> list[str]:
+        with self._lock:
+            return sorted(self._down)
+
+    def _on_metadata(self, *, obj: Any, connected: bool | None = None, **_: Any) -> None:
+        if connected is None:
+            return
+        with self._lock:
+            if connected:
+                self._down.discard(obj.name)
+            else:
+                self._down.add(obj.name)
+            lost = 1 if self._down else 0
+        if self.lost.get() != lost:
+            self.lost.put(lost)
+
+    def close(self) -> None:
+        for sig, token in self._subscriptions:
+            sig.unsubscribe(token)
+        self._subscriptions.clear()
+
+
+class IocLostSuspender(SuspendBoolHigh):
+    """Suspends a station's runs while its IOC is lost (a PV of its devices is disconnected)."""
+
+    def __init__(self, connection: IocConnection, *, sleep: float = 0.0) -> None:
+        super().__init__(connection.lost, sleep=sleep, tripped_message=f"{connection.name}: the IOC is lost (PVs disconnected)")
+        self.connection = connection
+
+    def _get_justification(self) -> str:
+        text = super()._get_justification()
+        down = self.connection.disconnected
+        return f"{text}: {', '.join(down[:5])}{' ...' if len(down) > 5 else ''}" if text and down else text

@@ -16,6 +16,7 @@ touches Channel Access until a lab is built.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,7 +25,22 @@ from labflow.errors import DeviceError, Problem, RecipeError
 from labflow.lab import Duration, Lab, LabConfig, Station, register_lab_kind
 from labflow.sim.base import Input, Output
 
-__all__ = ["EpicsLabConfig"]
+__all__ = ["EpicsLabConfig", "EpicsStation"]
+
+
+@dataclass
+class EpicsStation(Station):
+    """A :class:`~labflow.lab.Station` on an IOC: ``suspenders()`` gives an
+    :class:`~labflow.epics.devices.IocLostSuspender`, so the station's RunEngine suspends while
+    the IOC is lost and replays the run once its PVs reconnect (as a lost device server does)."""
+
+    connection: Any = None
+    resume_sleep: float = 0.0
+
+    def suspenders(self) -> list:
+        from labflow.epics.devices import IocLostSuspender
+
+        return [IocLostSuspender(self.connection, sleep=self.resume_sleep)] if self.connection is not None else []
 
 
 class _Model(BaseModel):
@@ -54,7 +70,7 @@ class EpicsLabConfig(LabConfig):
 
     def build(self, seed: int = 0, time_scale: float | None = None) -> Lab:
         """Connect to the PVs (bounded by ``connection_timeout``). ``seed``/``time_scale`` belong to the IOC."""
-        from labflow.epics.devices import make_epics_instrument, make_epics_station
+        from labflow.epics.devices import IocConnection, make_epics_instrument, make_epics_station
 
         stations: list[Station] = []
         made: list[Any] = []
@@ -75,7 +91,7 @@ class EpicsLabConfig(LabConfig):
                 syn.inputs = tuple(_input(p, syn) for p in self.parameters)
                 ins.outputs = tuple(Output(o.name, next(iter(getattr(ins, o.name).describe().values())).get("units", "") or "", o.direction)
                                     for o in self.outputs)
-                stations.append(Station(s.name, syn, ins))
+                stations.append(EpicsStation(s.name, syn, ins, connection=IocConnection(s.name, (syn, ins))))
         except BaseException:
             for dev in made:
                 dev.destroy()

@@ -6,6 +6,11 @@ runs the experiment's attempts under the campaign's attempt policy -- the same r
 other executor -- so Prefect's own task retries stay off: they would retry sample faults, which
 must never be retried, and lose the per-attempt reasons and run uids.
 
+Prefect's task timeouts stay off too: tasks run in worker threads, where Prefect cannot interrupt
+a blocking call. Experiments are bounded inside the plan instead: every wait has the recipe's
+``execution.timeout``, every device Status times out, and reads are bounded
+(:func:`labflow.plans.bounded_read`).
+
 Station limits: campaigns that share instruments (several flow runs on one Prefect server) are
 kept off each other's stations by Prefect global concurrency limits, one per station, named
 :func:`station_limit_name` (``labflow-station:<lab>:<station>``, one slot). With
@@ -110,9 +115,7 @@ class PrefectExecutor(BaseExecutor):
         """``station_limits``: the lab's name, to hold each station's global concurrency limit
         (:func:`station_limit_name`) while an experiment runs on it; None: no limits.
         ``lease_duration``: seconds a slot outlives a holder that died (renewed while it lives)."""
-        # No Prefect task timeout: tasks run in worker threads, where Prefect cannot interrupt a
-        # blocking call. Experiments are bounded where it works: every device wait in the plan
-        # has a timeout (the recipe's execution.timeout), and ophyd Status objects time out too.
+        # No Prefect task timeout (see the module docstring): the plan bounds every experiment.
         super().__init__(policy=policy, retries=retries, retry_delay=retry_delay)
         self.workers = workers
         self._done: queue.Queue = queue.Queue()

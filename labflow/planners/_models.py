@@ -9,8 +9,9 @@ that has one length scale per input column (ARD, BoTorch's dimension-scaled prio
 ``fit_gpytorch_mll`` (L-BFGS-B).
 
 Fitting dominates a suggestion's latency, so each fit starts from the hyperparameters of the
-previous one (a *warm start*): measured at d = 6 on two cores, 200 observations fit in
-0.10 s warm against 0.31 s cold, 1,000 in 1.4 s against 7.5 s. Because the warm start makes
+previous one (a *warm start*): measured at d = 6 on two loaded cores (medians of 3,
+``benchmarks/model_choices.py``), 50 observations fit in 3.4 s warm against 17.9 s cold, 200 in
+8.3 s against 12.5 s. Because the warm start makes
 a fit depend on the previous one, the hyperparameters are part of the planner's state
 (:class:`Hyperparameters`), so that a planner restored from ``state_dict`` decides exactly
 as the original would have.

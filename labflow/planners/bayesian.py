@@ -549,7 +549,7 @@ class BayesianPlanner(Planner):
         Y = models.OUTCOME_WARPS[self.outcome_transform](Y)
         if Y.shape[1] == 1:
             sets = {"objective": (X, Y)}
-        else:  # one GP per objective: fitting them apart was 2-5x faster than one batched multi-output GP
+        else:  # one GP per objective: not slower to fit than one batched two-output GP (benchmarks/model_choices.py)
             sets = {f"objective.{o.name}": (X, Y[:, j : j + 1]) for j, o in enumerate(self.objectives)}
         if self.outcome_constraints:
             done = self.completed()

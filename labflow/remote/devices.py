@@ -40,6 +40,7 @@ from labflow.devices.base import (
     SynthesisStation,
     _check_component_names,
     _label,
+    settle_status,
     to_device_values,
 )
 from labflow.errors import DeviceError
@@ -186,16 +187,10 @@ class _RemoteMixin:
                 result = self._client.result(reply, method=method, device=_label(obj))
                 if on_success is not None:
                     on_success(result or {})
-            except Exception as exc:
-                try:
-                    status.set_exception(exc)
-                except Exception:  # settled concurrently (timed out): nothing to add
-                    pass
+            except Exception as exc:  # noqa: BLE001 - whatever failed, the Status carries it to the plan
+                settle_status(status, exc)
             else:
-                try:
-                    status.set_finished()
-                except Exception:
-                    pass
+                settle_status(status)
 
         self._client.submit(method, self._remote, args, id=rid, callback=done)
         return status
@@ -211,15 +206,12 @@ class _RemoteMixin:
         for s in mine:
             if s.done:
                 continue
-            try:
-                if success:
-                    s.set_finished()
-                else:
-                    if s.request_id is not None:
-                        self._client.cancel(s.request_id)
-                    s.set_exception(DeviceError(f"{_label(s.obj)} @ {self._client.endpoint}: {s.operation} was stopped"))
-            except Exception:
-                pass
+            if success:
+                settle_status(s)
+            else:
+                if s.request_id is not None:
+                    self._client.cancel(s.request_id)
+                settle_status(s, DeviceError(f"{_label(s.obj)} @ {self._client.endpoint}: {s.operation} was stopped"))
         if not success and not self._client.lost.get():
             try:
                 self._client.submit("stop", self._remote)

@@ -53,8 +53,9 @@ def torch_threads(n: int = 1) -> Iterator[None]:
     """Run a block with torch limited to ``n`` intra-op threads, restoring the setting after.
 
     A GP on a few hundred points gains nothing from more threads, and on a busy machine extra
-    threads spin against each other: measured on 2 cores under load, fitting 200 points took
-    5.6 s with one thread and 44 s with two.
+    threads spin against each other: measured on 2 cores under load (medians of 3,
+    ``benchmarks/model_choices.py --only threads``), fitting 200 points took 1.3 s with one
+    thread and 15.6 s with two.
     """
     import torch
 

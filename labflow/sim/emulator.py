@@ -13,7 +13,7 @@ Trust: an emulator is only a stand-in for the lab when it predicts data it has n
 :attr:`cv_r2` is the k-fold cross-validated coefficient of determination (hyperparameters
 refitted in every fold; folds from a seeded permutation), computed as
 ``1 - sum (y - y_oof)^2 / sum (y - mean y)^2`` over the pooled out-of-fold predictions.
-``docs/benchmarks.md`` forbids emulators below R^2 = 0.7 as benchmark ground truth, so
+``docs/reference/benchmark-definitions.md`` forbids emulators below R^2 = 0.7 as benchmark ground truth, so
 construction raises :class:`EmulatorQualityError` below ``min_r2`` unless ``force=True``.
 
 Noise: the pooled within-replicate standard deviation of the raw rows when the data hold
@@ -148,7 +148,7 @@ class EmulatorLandscape(Landscape):
     folds:
         k of the k-fold cross-validation behind :attr:`cv_r2`.
     min_r2:
-        The least ``cv_r2`` accepted for use as a benchmark's ground truth (0.7, benchmarks.md).
+        The least ``cv_r2`` accepted for use as a benchmark's ground truth (0.7, benchmark-definitions.md).
     force:
         Build it anyway below ``min_r2`` (for demos; never report benchmark figures from it).
     threads:

@@ -2,7 +2,7 @@
 
 :class:`PoolLandscape` answers a proposed point with the measured value of the nearest pool
 point not yet measured, then marks that point measured. It is the "pool-based setting" of
-``docs/benchmarks.md``: the lab only knows the N points that were really made.
+``docs/reference/benchmark-definitions.md``: the lab only knows the N points that were really made.
 
 Theory of operation
 -------------------

@@ -4,22 +4,24 @@ Layout, beside the provenance file ``<out>/<name>-<stamp>.h5``::
 
     <out>/<name>-<stamp>.labflow/
         ledger.lfl          the append-only journal (labflow.store.ledger): the source of truth
-        lock                who holds the campaign: {"pid", "host", "started"} (flock'd while held)
+        lock                the lock file (filelock: flock on POSIX, msvcrt on Windows)
+        lock.holder.json    who holds it: {"pid", "host", "started"}; removed on release
         snapshot.json       the planner's state and counters, replaced atomically (temp -> fsync -> rename)
         quarantine/         files a crash left behind: never deleted, only moved here
 
-One writer per campaign: :class:`CampaignLock` takes an exclusive ``flock`` on ``lock`` and
-writes the holder's pid, host and start time into it. A second process fails at once with
-:class:`~labflow.errors.CampaignLocked` naming the holder. The kernel drops a ``flock`` when
-its process dies (even by SIGKILL), so a lock left by a crash is free: it is taken over after
-checking that the recorded holder is not alive on this host. A lock recorded by another host
-is not broken unless ``break_lock=True`` (its flock may not be visible over a network filesystem).
+One writer per campaign: :class:`CampaignLock` takes an exclusive lock on ``lock`` with the
+``filelock`` package (so ``labflow.store`` imports on Windows, where many instrument PCs run)
+and writes the holder's pid, host and start time into ``lock.holder.json``. A second process
+fails at once with :class:`~labflow.errors.CampaignLocked` naming the holder ("held by process
+1234 on host X since ..."). The operating system drops the lock when its process dies (even by
+SIGKILL), so a lock left by a crash is free: it is taken over after checking that the recorded
+holder is not alive on this host. A lock recorded by another host is not broken unless
+``break_lock=True`` (its lock may not be visible over a network filesystem).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import fcntl
 import json
 import os
 import socket
@@ -28,8 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from labflow.errors import CampaignLocked, ProvenanceError
-from labflow.store.ledger import atomic_write, read_records
+from labflow.store.ledger import atomic_write, fsync_dir, read_records
 
 __all__ = ["CampaignDir", "CampaignHistory", "CampaignLock", "find_campaign_dir", "unfinished_campaigns"]
 
@@ -44,76 +48,108 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    except OSError:  # Windows: os.kill(pid, 0) on a pid that does not exist raises OSError (WinError 87)
+        return False
     return True
 
 
+def _now() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
 class CampaignLock:
-    """An exclusive, advisory lock on a campaign directory (see the module docstring)."""
+    """An exclusive, advisory lock on a campaign directory (see the module docstring).
+
+    The lock itself is a :class:`filelock.FileLock` on ``lock`` (``flock`` on POSIX, ``msvcrt``
+    byte-range locking on Windows); who holds it is written to the companion file
+    ``lock.holder.json``, because a locked file cannot be read by other processes on Windows.
+    """
 
     def __init__(self, path: str | Path, *, break_lock: bool = False) -> None:
         self.path = Path(path)
-        self._fd: int | None = None
+        self.holder_path = holder_path(self.path)
         self.recovered_from: dict[str, Any] | None = None
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._lock = FileLock(self.path, blocking=False, thread_local=False)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            self._lock.acquire()
+        except Timeout:
             holder = self.holder()
-            os.close(fd)
             raise CampaignLocked(
-                f"campaign {self.path.parent} is in use by process {holder.get('pid', '?')} on host "
-                f"{holder.get('host', '?')} (since {holder.get('started', '?')})",
+                f"campaign {self.path.parent} is in use: held by process {holder.get('pid', '?')} on host "
+                f"{holder.get('host', '?')} since {holder.get('started', '?')}",
                 hint="wait for it to finish, or stop it (SIGTERM pauses it cleanly) before resuming",
                 holder=holder,
             ) from None
-        previous = self.holder()
-        host = socket.gethostname()
-        if previous and previous.get("pid") not in (None, os.getpid()):
-            same_host = previous.get("host") == host
-            if same_host and _pid_alive(int(previous["pid"])) and not break_lock:
-                # flock is free but the pid lives: a reused pid, or a holder that lost its fd. Be safe.
-                os.close(fd)
-                raise CampaignLocked(
-                    f"campaign {self.path.parent}: the lock names process {previous['pid']} on this host, which is alive",
-                    hint="if that process is not labflow, remove the lock file or pass --break-lock",
-                    holder=previous,
-                )
-            if not same_host and not break_lock:
-                os.close(fd)
-                raise CampaignLocked(
-                    f"campaign {self.path.parent} was last held by process {previous.get('pid')} on another host "
-                    f"{previous.get('host')!r} (since {previous.get('started')}); its liveness cannot be checked from here",
-                    hint="make sure that host no longer runs it, then pass --break-lock",
-                    holder=previous,
-                )
-            self.recovered_from = previous
-        info = {"pid": os.getpid(), "host": host, "started": _dt.datetime.now().astimezone().isoformat(timespec="seconds")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
-        os.fsync(fd)
-        self._fd = fd
+        try:
+            self._check_previous_holder(break_lock)
+            info = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}
+            _write_durably(self.holder_path, json.dumps(info).encode())
+        except BaseException:
+            self._lock.release()
+            raise
         self.info = info
 
+    def _check_previous_holder(self, break_lock: bool) -> None:
+        """The lock is ours; refuse it anyway when the recorded holder may still be running."""
+        previous = self.holder()
+        if not previous or previous.get("pid") in (None, os.getpid()):
+            return
+        host = socket.gethostname()
+        same_host = previous.get("host") == host
+        if same_host and _pid_alive(int(previous["pid"])) and not break_lock:
+            # the lock is free but the pid lives: a reused pid, or a holder that lost its lock. Be safe.
+            raise CampaignLocked(
+                f"campaign {self.path.parent}: the lock names process {previous['pid']} on this host, which is alive "
+                f"(held since {previous.get('started', '?')})",
+                hint=f"if that process is not labflow, remove {self.holder_path} or pass --break-lock",
+                holder=previous,
+            )
+        if not same_host and not break_lock:
+            raise CampaignLocked(
+                f"campaign {self.path.parent} was last held by process {previous.get('pid')} on another host "
+                f"{previous.get('host')!r} (since {previous.get('started')}); its liveness cannot be checked from here",
+                hint="make sure that host no longer runs it, then pass --break-lock",
+                holder=previous,
+            )
+        self.recovered_from = previous
+
     def holder(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.path.read_text() or "{}")
-        except (OSError, ValueError):
-            return {}
+        """Who holds (or last held) the lock: ``{"pid", "host", "started"}``, or ``{}``."""
+        return _holder(self.path)
+
+    @property
+    def held(self) -> bool:
+        return self._lock.is_locked
 
     def release(self) -> None:
-        if self._fd is not None:
+        """Clear the holder record, then let the lock go (idempotent)."""
+        if self._lock.is_locked:
             try:
-                os.ftruncate(self._fd, 0)
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                self.holder_path.unlink(missing_ok=True)
             finally:
-                os.close(self._fd)
-                self._fd = None
+                self._lock.release()
 
     def __enter__(self) -> CampaignLock:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+def holder_path(lock_path: Path) -> Path:
+    """The companion file that records who holds ``lock_path``."""
+    return lock_path.with_name(lock_path.name + ".holder.json")
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    """temp -> fsync -> replace -> fsync dir (no crash point: the holder record is not campaign state)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 @dataclass
@@ -264,27 +300,26 @@ class CampaignDir:
         }
 
 
-def _holder(p: Path) -> dict[str, Any]:
+def _holder(lock_path: Path) -> dict[str, Any]:
+    """The holder record beside ``lock_path`` (``{}`` when nobody holds it or it is unreadable)."""
     try:
-        return json.loads(p.read_text() or "{}")
+        found = json.loads(holder_path(lock_path).read_text() or "{}")
     except (OSError, ValueError):
         return {}
+    return found if isinstance(found, dict) else {}
 
 
-def _is_locked(p: Path) -> bool:
-    try:
-        fd = os.open(p, os.O_RDWR)
-    except OSError:
+def _is_locked(lock_path: Path) -> bool:
+    """Whether a live process (this one included) holds the lock, without waiting for it."""
+    if not lock_path.exists():
         return False
+    probe = FileLock(lock_path, blocking=False, thread_local=False)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        probe.acquire()
+    except Timeout:
         return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
+    probe.release()
+    return False
 
 
 def unfinished_campaigns(out_dir: str | Path, name: str | None = None) -> list[CampaignDir]:

@@ -14,11 +14,20 @@ Layout (every group carries an ``NX_class`` attribute so NeXus-aware viewers sho
                             n_observations (the history it saw: the first n rows of /experiments in
                             completion order), state_hash, state (planner settings, seed, counters as JSON)
     /documents              every bluesky document as (name, JSON) in arrival order: the full record
-    /runs/<run uid>/        per bluesky run: attrs start, stop (JSON); descriptors; events/<stream>/<key>
+    /runs/<run uid>/        per bluesky run (NXcollection): attrs start, stop (JSON); one NXdata group per
+                            stream (attr descriptor; one dataset per data key, ``time``; signal/axes set),
+                            events and unpacked event pages alike; ``resources``, ``datums``,
+                            ``stream_resources``, ``stream_datums``: those documents as JSON, one per row
     /human_acts/            (people in the loop) one row per person's act, in ledger order: id, act
                             (approve, reject, edit, add, annotate, expire), target uid, who, when,
                             before, after (JSON), comment, via (cli, dashboard, prefect), outcome
                             (applied or refused) and refusal (why)
+    /entry                  NXentry (the root's ``default``): best so far against experiment number, one
+                            NXdata per objective, plotted on open by h5web and silx (labflow.store.nexus)
+
+Documents reach ``/runs`` through an :class:`event_model.DocumentRouter` (:class:`RunCollector`):
+event pages are unpacked into events, datum pages into datums, and resource, datum,
+stream_resource and stream_datum documents are kept with their run.
 
 Writes are serialized by a lock (several stations' RunEngines emit documents at once). By
 default each call is written through and flushed; a campaign's writer is buffered instead
@@ -72,6 +81,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import event_model
 import h5py
 import numpy as np
 import pandas as pd
@@ -79,6 +89,7 @@ import pandas as pd
 from labflow.errors import DiskFullError, ProvenanceError
 from labflow.store.columns import experiment_columns
 from labflow.store.ledger import fsync_dir
+from labflow.store.nexus import NexusView
 from labflow.faults import crashpoint
 from labflow.objectives import Objective
 from labflow.space import Categorical, Integer, Space
@@ -195,6 +206,72 @@ def _guard_disk(fn):
     return wrapper
 
 
+class RunCollector(event_model.DocumentRouter):
+    """Gathers each bluesky run's documents until its stop document (then it is ``finished``).
+
+    A :class:`event_model.DocumentRouter`: event pages arrive as events and datum pages as
+    datums (the router unpacks them); resources, datums, stream resources and stream datums are
+    kept with the run they belong to. Not thread-safe: the writer calls it under its lock.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._runs: dict[str, dict[str, Any]] = {}
+        self._run_of: dict[str, str] = {}  # descriptor / resource / stream-resource uid -> run uid
+        self.finished: list[tuple[dict[str, Any], Mapping[str, Any]]] = []
+
+    def take_finished(self) -> list[tuple[dict[str, Any], Mapping[str, Any]]]:
+        out, self.finished = self.finished, []
+        return out
+
+    def _run(self, key: str | None) -> dict[str, Any] | None:
+        return self._runs.get(self._run_of.get(key or "", key or ""))
+
+    def start(self, doc):
+        self._runs[doc["uid"]] = {"start": doc, "descriptors": {}, "events": {}, "resources": [], "datums": [],
+                                  "stream_resources": [], "stream_datums": []}
+
+    def descriptor(self, doc):
+        if doc["run_start"] in self._runs:
+            self._runs[doc["run_start"]]["descriptors"][doc["uid"]] = doc
+            self._run_of[doc["uid"]] = doc["run_start"]
+
+    def event(self, doc):
+        run = self._run(doc["descriptor"])
+        if run is not None:
+            run["events"].setdefault(doc["descriptor"], []).append(doc)
+
+    def resource(self, doc):
+        run = self._run(doc.get("run_start"))
+        if run is not None:
+            run["resources"].append(doc)
+            self._run_of[doc["uid"]] = run["start"]["uid"]
+
+    def datum(self, doc):
+        run = self._run(doc["resource"])
+        if run is not None:
+            run["datums"].append(doc)
+
+    def stream_resource(self, doc):
+        run = self._run(doc.get("run_start"))
+        if run is not None:
+            run["stream_resources"].append(doc)
+            self._run_of[doc["uid"]] = run["start"]["uid"]
+
+    def stream_datum(self, doc):
+        run = self._run(doc["stream_resource"]) or self._run(doc.get("descriptor"))
+        if run is not None:
+            run["stream_datums"].append(doc)
+
+    def stop(self, doc):
+        run = self._runs.pop(doc["run_start"], None)
+        if run is None:
+            return
+        for uid in [k for k, v in self._run_of.items() if v == doc["run_start"]]:
+            del self._run_of[uid]
+        self.finished.append((run, doc))
+
+
 class ProvenanceWriter:
     """Writes one campaign's HDF5 provenance file. Thread-safe; use as a context manager."""
 
@@ -227,7 +304,6 @@ class ProvenanceWriter:
         self.objectives = list(objectives)
         self.campaign_id = campaign_id or str(uuid.uuid4())
         self._lock = threading.RLock()
-        self._runs: dict[str, dict[str, Any]] = {}
         # Buffered writing (``flush_interval`` > 0): rows wait here and reach the file in batches,
         # at the latest ``flush_interval`` seconds after they arrived (a background timer), and at
         # every sync, summary and close. 0 writes each call through at once.
@@ -313,6 +389,10 @@ class ProvenanceWriter:
         self._documents = _Table(docs, {"name": (STR, None), "doc": (STR, None)})
         runs = f.create_group("runs")
         runs.attrs["NX_class"] = "NXcollection"
+        fp, target = _fidelity_parameter(recipe or {}), _target_fidelity(recipe or {})
+        self._nexus = NexusView(f, campaign=campaign, created=str(f.attrs["created"]), objectives=self.objectives,
+                                fidelity=(fp, target) if fp and target else None)
+        self._collector = RunCollector()
         self._n_suggestions = len(self._suggestions)
         f.flush()
 
@@ -334,6 +414,7 @@ class ProvenanceWriter:
             self._pending = {k: [] for k in pending}
         self._suggestions.extend(pending["suggestions"])
         self._experiments.extend(pending["experiments"])
+        self._nexus.extend(pending["experiments"])
         self._interrupted.extend(pending["interrupted"])
         self._documents.extend([{"name": name, "doc": _json(doc)} for name, doc in pending["documents"]])
         for run, stop in pending["runs"]:
@@ -466,28 +547,16 @@ class ProvenanceWriter:
         with self._qlock:
             self._pending["documents"].append((name, doc))
             self._arm_timer()
-            if name == "start":
-                self._runs[doc["uid"]] = {"start": doc, "descriptors": {}, "events": {}}
-            elif name == "descriptor":
-                run = self._runs.get(doc["run_start"])
-                if run is not None:
-                    run["descriptors"][doc["uid"]] = doc
-            elif name == "event":
-                for run in self._runs.values():
-                    if doc["descriptor"] in run["descriptors"]:
-                        run["events"].setdefault(doc["descriptor"], []).append(doc)
-                        break
-            elif name == "stop":
-                run = self._runs.pop(doc["run_start"], None)
-                if run is not None:
-                    self._pending["runs"].append((run, doc))
+            self._collector(name, doc)
+            if name == "stop":
+                self._pending["runs"].extend(self._collector.take_finished())
         if name == "stop":
             self._written()
 
     def _write_run(self, run: dict[str, Any], stop: Mapping[str, Any]) -> None:
         start = run["start"]
         g = self._f["runs"].create_group(start["uid"])
-        g.attrs["NX_class"] = "NXentry"
+        g.attrs["NX_class"] = "NXcollection"  # NeXus: an NXentry belongs at the root (/entry), not in a collection
         g.attrs["start"] = _json(start)
         g.attrs["stop"] = _json(stop)
         g.attrs["exit_status"] = stop.get("exit_status", "")
@@ -497,22 +566,36 @@ class ProvenanceWriter:
             sg.attrs["NX_class"] = "NXdata"
             sg.attrs["descriptor"] = _json(desc)
             events = run["events"].get(desc_uid, [])
+            numeric_keys = []
             for key, info in desc["data_keys"].items():
                 values = [ev["data"].get(key) for ev in events]
                 numeric = None
-                if info.get("dtype") in ("number", "integer"):
+                if info.get("dtype") in ("number", "integer") and not info.get("external"):
                     try:
                         numeric = np.array([np.nan if v is None else v for v in values], dtype=float)
                     except (TypeError, ValueError):  # a device sent text where it promised a number: keep it verbatim
                         numeric = None
                 if numeric is not None:
                     ds = sg.create_dataset(key, data=numeric)
-                else:
+                    if numeric.ndim == 1:
+                        numeric_keys.append(key)
+                else:  # text, or a reference to external data (a datum id): kept verbatim
                     ds = sg.create_dataset(key, data=[_json(v) if not isinstance(v, str) else v for v in values], dtype=STR)
                 units = info.get("units")
                 if units:
                     ds.attrs["units"] = units  # the source of each key is in the stream's ``descriptor``
+                if info.get("external"):
+                    ds.attrs["external"] = info["external"]
             sg.create_dataset("time", data=np.array([ev["time"] for ev in events], dtype=float)).attrs["units"] = "s"
+            hinted = [k for fields in (desc.get("hints") or {}).values() for k in fields.get("fields", [])]
+            signal = next((k for k in [*hinted, *numeric_keys] if k in numeric_keys), None)
+            if signal is not None:  # what a NeXus viewer plots for this stream: a reading against time
+                sg.attrs["signal"] = signal
+                sg.attrs["axes"] = ["time"]
+        for kind in ("resources", "datums", "stream_resources", "stream_datums"):
+            docs = run[kind]
+            if docs:
+                g.create_dataset(kind, data=[_json(d) for d in docs], dtype=STR)
 
     @_guard_disk
     def record_prior(self, frame: pd.DataFrame, sources: Sequence[Mapping[str, Any]]) -> None:

@@ -20,7 +20,8 @@ from labflow.faults import CRASH_POINTS, ENV_VAR, crash_env, crashpoint
 __all__ = ["CRASH_POINTS", "ENV_VAR", "crashpoint", "crash_env", "finished_uids", "verify_campaign"]
 
 
-# -- checking a campaign after crashes (imports are local: this module stays import-free) ------
+# -- checking a campaign after crashes (the store is imported inside these functions, so that importing
+#    this module loads only labflow.faults, which uses the standard library alone) ------
 def finished_uids(campaign: Any) -> list[str]:
     """The uids the ledger of ``campaign`` (directory, .h5 file or output directory) holds as finished."""
     import warnings

@@ -11,7 +11,7 @@ Test your own lab the way labflow tests itself (``tests/reliability``)::
 Operations: ``set`` (every parameter signal), ``synthesize`` (the synthesis station's
 trigger), ``measure`` (the instrument's trigger), ``read`` (the instrument's read).
 Kinds: ``hang`` (a Status that never completes, so its timeout must fire; for ``read``, a
-call that blocks), ``raise`` (a :class:`~labflow.errors.DeviceError` naming the injection),
+call that blocks for ``timeout`` seconds, or until ``release`` is set: ``measure`` bounds it), ``raise`` (a :class:`~labflow.errors.DeviceError` naming the injection),
 ``nan``, ``inf``, ``-inf``, ``text`` (the reading of ``output`` replaced by that value).
 ``calls``: which calls (1-based) misbehave; ``None`` = all. The returned :class:`FaultInjector`
 counts calls and firings, and ``remove()`` undoes the patch.

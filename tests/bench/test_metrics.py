@@ -1,4 +1,4 @@
-"""Benchmark metrics against hand-computed cases (definitions: docs/benchmarks.md)."""
+"""Benchmark metrics against hand-computed cases (definitions: docs/reference/benchmark-definitions.md)."""
 
 from __future__ import annotations
 

@@ -27,8 +27,53 @@ def _free_udp_port() -> int:
         return s.getsockname()[1]
 
 
+class Ioc:
+    """``labflow ioc CONFIG`` in a subprocess on loopback; ``kill()`` and ``start()`` again on the same port."""
+
+    def __init__(self, tmp: Path, env: dict, config: Path) -> None:
+        self.tmp, self.env, self.config = tmp, env, config
+        self.proc: subprocess.Popen | None = None
+        self.serving: Path | None = None
+        self.starts = 0
+
+    def ensure(self, config: Path | None = None) -> Ioc:
+        """Serve ``config`` (the default one if None), restarting only if another one is served."""
+        config = config or self.config
+        if self.serving != config or self.proc is None or self.proc.poll() is not None:
+            self.stop()
+            self.start(config)
+        return self
+
+    def start(self, config: Path | None = None) -> Ioc:
+        self.starts += 1
+        self.serving = config or self.config
+        ready = self.tmp / f"ready{self.starts}.txt"
+        log = (self.tmp / f"ioc{self.starts}.log").open("w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "labflow.cli", "ioc", str(config or self.config), "--ready-file", str(ready)],
+                                     stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env})
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert self.proc.poll() is None, (self.tmp / f"ioc{self.starts}.log").read_text()
+            assert time.monotonic() < deadline, "the IOC did not start"
+            time.sleep(0.05)
+        return self
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
 @pytest.fixture(scope="module")
-def ioc(tmp_path_factory):
+def ioc_process(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ioc")
     port = _free_udp_port()
     env = {
@@ -42,26 +87,20 @@ def ioc(tmp_path_factory):
     }
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # for this process's Channel Access client (read when it starts)
-    ready = tmp / "ready.txt"
-    log = (tmp / "ioc.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "labflow.cli", "ioc", str(CONFIGS / "instrument_pc_epics_materials.yaml"),
-                             "--ready-file", str(ready)], stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
-    deadline = time.monotonic() + 30
-    while not ready.exists():
-        assert proc.poll() is None, (tmp / "ioc.log").read_text()
-        assert time.monotonic() < deadline, "the IOC did not start"
-        time.sleep(0.05)
-    yield proc
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    server = Ioc(tmp, env, CONFIGS / "instrument_pc_epics_materials.yaml")
+    yield server
+    server.stop()
     for k, v in old.items():
         if v is None:
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+@pytest.fixture()
+def ioc(ioc_process):
+    """The materials IOC (restarted only when a test before this one served another lab)."""
+    return ioc_process.ensure()
 
 
 def _recipe_on(lab_config, **changes):
@@ -117,3 +156,67 @@ def test_a_value_outside_the_ioc_limits_is_refused_before_anything_moves(ioc):
         assert st.synthesis.temperature.get() == before
     finally:
         lab.close()
+
+
+def test_a_lost_ioc_suspends_the_run_and_it_resumes_when_the_ioc_is_back(ioc, tmp_path):
+    """kill -9 the IOC mid-synthesis, restart it 2 s later: the run is suspended, not failed."""
+    import threading
+
+    from labflow.campaign import Campaign, LocalExecutor, StationRunner
+    from labflow.planners import make_planner
+
+    slow = tmp_path / "slow_materials.yaml"
+    slow.write_text((CONFIGS / "sim_materials.yaml").read_text().replace("time_scale: 0 ", "time_scale: 0.002 "))
+    slow_ioc = tmp_path / "slow_ioc.yaml"
+    slow_ioc.write_text(f"name: slow-ioc\nprefix: 'LF:'\nlab: {slow}\nseed: 0\ninterfaces: [127.0.0.1]\n")
+    ioc.ensure(slow_ioc)  # a synthesis now takes seconds, long enough to lose the IOC in the middle of one
+    epics = load_lab_config(CONFIGS / "lab_epics_materials.yaml")
+    cfg = type(epics).model_validate({**epics.model_dump(), "stations": epics.model_dump()["stations"][:1], "timeout": 60})
+    recipe = _recipe_on(cfg, budget=2)
+    lab = cfg.build()
+    station = lab.stations[0]
+    docs: list[tuple[str, dict, float]] = []
+    runner = StationRunner(station, recipe.space, recipe.objectives, subscribers=[lambda n, d: docs.append((n, d, time.monotonic()))],
+                           timeout=recipe.spec.execution.timeout_s)
+    executor = LocalExecutor(1)
+    campaign = Campaign(planner=make_planner("random", recipe.space, recipe.objectives, seed=0), runners=[runner],
+                        executor=executor, budget=2)
+    errors: list[BaseException] = []
+
+    def run():
+        try:
+            campaign.run()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    try:
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not any(n == "start" for n, _, _ in docs):
+            assert time.monotonic() < deadline, "no run started"
+            time.sleep(0.05)
+        time.sleep(0.5)  # the parameters are set; the synthesis is under way
+        ioc.kill()
+        t_kill = time.monotonic()
+        deadline = time.monotonic() + 30
+        while station.connection.lost.get() != 1:
+            assert time.monotonic() < deadline, "Channel Access did not notice the lost IOC"
+            time.sleep(0.05)
+        t_lost = time.monotonic()
+        time.sleep(2.0)
+        assert not any(n == "stop" for n, _, t in docs if t > t_kill), "no RunStop while suspended"
+        ioc.start(slow_ioc)
+        t_back = time.monotonic()
+        thread.join(120)
+        print(f"IOC lost {t_kill - docs[0][2]:.2f} s into the first run, noticed {t_lost - t_kill:.2f} s later; back after {t_back - t_kill:.2f} s; "
+              + ", ".join(f"{n} at {t - t_kill:+.2f} s" for n, _, t in docs if n in ("start", "stop")))
+        assert not thread.is_alive() and not errors, errors
+    finally:
+        executor.close()
+        lab.close()
+    assert campaign.state.completed == 2 and campaign.state.failed == 0
+    stops = [(d, t) for n, d, t in docs if n == "stop"]
+    assert [s["exit_status"] for s, _ in stops] == ["success", "success"]  # suspended, not failed
+    assert stops[0][1] > t_kill + 2.0  # the first run was the one cut off: it waited for the IOC
+    assert station.connection.lost.get() == 0 and station.connection.disconnected == []

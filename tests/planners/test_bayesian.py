@@ -184,10 +184,16 @@ def test_branin_campaign_beats_its_own_initial_design():
 
 
 def test_sobol_baseline_and_bayesian_start_from_the_same_kind_of_design(space, objective):
-    # Not the same points (different seeds streams), but both space-filling and in bounds.
-    for planner in (SobolPlanner(space, objective), BayesianPlanner(space, objective, **FAST)):
+    # Not the same points (different seed streams), but the same kind: scrambled Sobol, in bounds.
+    from scipy.stats import qmc
+
+    for planner in (SobolPlanner(space, objective, seed=3), BayesianPlanner(space, objective, seed=3, **FAST)):
         X = space.encode(planner.suggest(4))
         assert X.min() >= 0 and X.max() <= 1
+        assert [c.generator for c in planner.ask(1)] == ["sobol"]  # still in the design, and it says so
+        # a Sobol design's first 4 points are balanced: one in each half of every axis, twice
+        assert ((X < 0.5).sum(axis=0) == 2).all(), X
+        assert qmc.discrepancy(X) < np.median([qmc.discrepancy(np.random.default_rng(s).random(X.shape)) for s in range(20)])
 
 
 @pytest.mark.parametrize("mode", ["relax", "enumerate"])

@@ -17,6 +17,7 @@ from labflow import load_recipe
 from labflow.errors import CampaignLocked, DiskFullError, LedgerCorruptError
 from labflow.launch import resume_campaign, run_recipe
 from labflow.store.campaign_dir import CampaignDir
+from labflow.store.provenance import read_campaign
 from labflow.store.ledger import FILE_MAGIC, Ledger, TornTailWarning, read_records
 from labflow.testing.crash import crash_env, finished_uids, verify_campaign
 from labflow.testing.faults import full_disk
@@ -218,3 +219,30 @@ def test_f7_one_ctrl_c_lets_short_experiments_finish_then_stops(tmp_path):
     assert proc.exitcode == 3 and took <= 10.0
     assert [r["k"] for r in records].count("interrupted") == 0  # no checkpoint reached in time: they finished
     assert len(finished_uids(out)) >= 2
+
+
+def test_times_continue_across_a_resume(tmp_path):
+    """A campaign stopped by a full disk after an experiment or two, then resumed: the resumed
+    experiments start after the earlier ones finished, on the campaign's clock."""
+    recipe = load_recipe(write_recipe(tmp_path, budget=4, stations=1, time_scale=1.0, synthesize=0.3))
+    ref = run_recipe(recipe, tmp_path / "ref", executor="local", handle_signals=False)
+    data = CampaignDir(ref.campaign_dir).ledger_path.read_bytes()
+    pos, finished, cut = len(FILE_MAGIC), 0, None
+    while pos < len(data):  # the byte just after the second 'finished' record of a real ledger
+        length = int.from_bytes(data[pos + 2: pos + 6], "little")
+        finished += json.loads(data[pos + 10: pos + 10 + length])["k"] == "finished"
+        pos += 10 + length
+        if finished == 2 and cut is None:
+            cut = pos + 1
+    out = tmp_path / "out"
+    with full_disk(cut):
+        with pytest.raises(DiskFullError):
+            run_recipe(recipe, out, executor="local", handle_signals=False)
+    before = finished_uids(out)
+    assert 1 <= len(before) <= 2  # ledger records vary a little in length from run to run
+    outcome = resume_campaign(out, handle_signals=False)
+    rows = read_campaign(outcome.path).experiments
+    first, resumed = rows[rows["uid"].isin(before)], rows[~rows["uid"].isin(before)]
+    assert len(resumed) == 4 - len(before) and first["t_finished"].max() >= 0.3  # experiments of 0.3 s at least
+    assert resumed["t_started"].min() >= first["t_finished"].max(), rows[["uid", "t_started", "t_finished"]]
+    assert list(rows["t_finished"]) == sorted(rows["t_finished"])

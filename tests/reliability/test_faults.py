@@ -281,3 +281,20 @@ def test_p8_pause_and_resume_in_process(rig):
         c.resume()
         t.join(60)
     assert c.state.completed == 4 and c.state.interrupted == 0
+
+
+def test_f1_a_read_that_never_returns_fails_its_experiment_naming_the_device_and_the_station_goes_on(rig):
+    r = rig(budget=3, timeout="0.5 s")
+    inj = inject_fault(r.lab.stations[0], "read", "hang", calls={1}, timeout=60)  # the first read blocks for a minute
+    try:
+        t0 = time.monotonic()
+        state = r.campaign().run()
+        wall = time.monotonic() - t0
+    finally:
+        inj.release.set()  # let the abandoned read thread finish
+    assert inj.fired == 1 and (state.failed, state.completed) == (1, 2)
+    assert wall < 20, wall  # far less than the minute the read would have blocked
+    rec = read_campaign(r.path)
+    reason = rec.experiments["reason"].iloc[0]
+    assert "read: station1_instrument did not return a reading within 0.5 s" in reason, reason
+    assert list(rec.experiments["status"]) == ["failed", "completed", "completed"]

@@ -4,6 +4,7 @@ encodings and socket types; and the client's bounded calls."""
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import random
 import time
@@ -240,3 +241,28 @@ def test_an_oversize_frame_disconnects_only_that_peer(tmp_path):
         big.close(0)
         good.close(0)
         server.stop()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="names the fsynced file through /proc (Linux)")
+def test_the_idempotency_journal_is_fsynced_before_the_reply_is_sent(lab, tmp_path, monkeypatch):
+    """Every journal line reaches the disk (``os.fsync`` of the journal's file) before
+    ``record`` returns, so a power cut keeps each 'done' a client was told of."""
+    import os
+
+    from labflow.remote import server as server_module
+
+    journal_path = tmp_path / "journal.jsonl"
+    synced: list[int] = []  # journal lines on disk when each fsync of the journal returned
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        real_fsync(fd)
+        if os.path.realpath(f"/proc/self/fd/{fd}") == str(journal_path.resolve()):
+            synced.append(len(journal_path.read_text().splitlines()))
+
+    monkeypatch.setattr(server_module.os, "fsync", fsync)
+    journal = server_module.Journal(journal_path)
+    journal.record({"id": "a", "phase": "started", "method": "set"})
+    journal.record({"id": "a", "phase": "done", "method": "set"})
+    journal.close()
+    assert synced == [1, 2]
