@@ -4,8 +4,8 @@ The ledger has one writer, the process that holds the campaign (:class:`~labflow
 A person acts from another process -- ``labflow approve``, the dashboard, a Prefect form -- so
 the act is first appended to ``inbox.lfl`` in the campaign directory, in the ledger's own format
 (length-prefixed, CRC-checked, fsynced records; :mod:`labflow.store.ledger`). Any number of
-processes may post: each takes an exclusive ``flock`` on ``inbox.lock`` for its append, and
-readers take a shared one, so nobody reads half a record.
+processes may post: each takes an exclusive lock on ``inbox.lock`` (``filelock``: ``flock`` on
+POSIX, ``msvcrt`` on Windows) for its append, and readers take it too, so nobody reads half a record.
 
 The campaign polls its inbox, checks each act (is the experiment still waiting? are the values
 inside the bounds and the device limits?) and appends it to its ledger as a ``human`` record,
@@ -20,7 +20,6 @@ Every act carries ``id`` (a uuid), ``act`` (what), ``who``, ``when`` (ISO 8601, 
 from __future__ import annotations
 
 import datetime as _dt
-import fcntl
 import getpass
 import os
 import uuid
@@ -29,6 +28,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from labflow.store.ledger import Ledger, TornTailWarning, read_records
 
@@ -54,7 +55,7 @@ def default_user() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (some containers)
-        return f"uid{os.getuid()}"
+        return f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
 
 def new_act(act: str, *, target: str = "", who: str | None = None, before: Mapping[str, Any] | None = None,
@@ -67,14 +68,10 @@ def new_act(act: str, *, target: str = "", who: str | None = None, before: Mappi
 
 
 @contextmanager
-def _flock(cdir_path: Path, mode: int) -> Iterator[None]:
-    fd = os.open(cdir_path / INBOX_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, mode)
+def _inbox_lock(cdir_path: Path) -> Iterator[None]:
+    """Hold the inbox's lock (exclusive; an append or a read takes milliseconds)."""
+    with FileLock(cdir_path / INBOX_LOCK, thread_local=False):
         yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def post_act(cdir_path: str | Path, act: Mapping[str, Any]) -> dict[str, Any]:
@@ -83,7 +80,7 @@ def post_act(cdir_path: str | Path, act: Mapping[str, Any]) -> dict[str, Any]:
     if not (d / "ledger.lfl").is_file():
         raise FileNotFoundError(f"{d} is not a campaign directory (no ledger.lfl)")
     record = dict(act)
-    with _flock(d, fcntl.LOCK_EX):
+    with _inbox_lock(d):
         inbox = Ledger(d / INBOX, quarantine=d / "quarantine")
         try:
             inbox.append(record)
@@ -98,7 +95,7 @@ def read_inbox(cdir_path: str | Path) -> list[dict[str, Any]]:
     p = d / INBOX
     if not p.is_file():
         return []
-    with _flock(d, fcntl.LOCK_SH), warnings.catch_warnings():
+    with _inbox_lock(d), warnings.catch_warnings():
         # A post killed mid-append leaves a torn tail; the next post cuts it off (it was never
         # acknowledged to anyone), so a reader skips it quietly.
         warnings.simplefilter("ignore", TornTailWarning)
