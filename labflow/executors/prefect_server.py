@@ -33,6 +33,8 @@ POLL_S = 0.5
 """How often the server checks that the campaign that started it is alive."""
 MIN_STARTUP_S = 60.0
 """The least time the server is given to answer, whatever ``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS`` says."""
+DRAIN_S = 60.0
+"""How long the campaign waits, at its end, for Prefect's client to send what it still queues."""
 GRACE_S = 10.0
 """How long the server may take to stop cleanly once its campaign is gone, before it exits hard."""
 
@@ -79,7 +81,10 @@ def campaign_api(startup_timeout: float | None = None) -> Iterator[str | None]:
                                        hint="raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or set PREFECT_API_URL")
                 time.sleep(0.1)
         with temporary_settings(updates={PREFECT_API_URL: url}):
-            yield url
+            try:
+                yield url
+            finally:
+                _drain_clients(DRAIN_S)
     finally:
         proc.terminate()
         try:
@@ -87,6 +92,20 @@ def campaign_api(startup_timeout: float | None = None) -> Iterator[str | None]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _drain_clients(timeout: float) -> None:
+    """Send what Prefect's client still queues (task-run events, log lines) while the server is up.
+
+    Prefect's events and log workers send in the background; stopped with a backlog (a loaded
+    machine, a long campaign), they would retry each item against a server that is gone, for
+    seconds each, when this process exits. Prefect's own test harness drains them the same way
+    before it stops its server."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for service in (APILogWorker, EventsWorker):
+        service.drain_all(timeout=timeout)
 
 
 def _die_with_parent() -> None:
