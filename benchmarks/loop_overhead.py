@@ -118,6 +118,45 @@ def profile_local(recipe, n: int, out: Path, top: int = 25) -> str:
     return buf.getvalue()
 
 
+def cpu_parts(recipe, n: int, out: Path) -> dict[str, float]:
+    """CPU milliseconds per experiment of a virtual-time campaign, in total and in the parts the
+    profile pointed at (each measured with its own thread's CPU clock, whatever thread runs it)."""
+    import collections
+
+    from labflow.campaign import loop, proposer
+    from labflow.launch import run_recipe
+    from labflow.store import ledger, provenance
+
+    spent: collections.Counter = collections.Counter()
+    table_write = "extend" if hasattr(provenance._Table, "extend") else "append"  # before batching: a row at a time
+    parts = [(provenance.ProvenanceWriter, "_write_run", "HDF5 run groups"), (provenance._Table, table_write, "HDF5 tables"),
+             (provenance.ProvenanceWriter, "__call__", "HDF5 writer: document callback"), (ledger.Ledger, "append", "ledger append"),
+             (proposer.Proposer, "ask", "planner ask"), (loop.Campaign, "snapshot", "snapshot")]
+    originals = []
+    for owner, name, label in parts:
+        if not hasattr(owner, name):
+            continue
+        original = getattr(owner, name)
+        originals.append((owner, name, original))
+
+        def timed(self, *args, _f=original, _label=label, **kwargs):
+            t0 = time.thread_time()
+            try:
+                return _f(self, *args, **kwargs)
+            finally:
+                spent[_label] += time.thread_time() - t0
+
+        setattr(owner, name, timed)
+    try:
+        c0 = time.process_time()
+        run_recipe(recipe.replace(budget=n), out / "parts", executor="virtual", time_scale=0.0, handle_signals=False)
+        total = time.process_time() - c0
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+    return {"total CPU": total / n * 1e3, **{k: v / n * 1e3 for k, v in spent.most_common()}}
+
+
 def labflow_loop(recipe, n: int, executor: str, out: Path) -> tuple[float, float]:
     """(wall seconds, CPU seconds of this process) per experiment of a labflow campaign."""
     from labflow.launch import run_recipe
@@ -133,11 +172,26 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=0, help="also run one campaign of this many experiments in virtual time")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the local arm")
     parser.add_argument("--arms", default="local,virtual,prefect", help="labflow executors to time")
+    parser.add_argument("--parts", type=int, default=0, metavar="N",
+                        help="only: CPU ms per experiment of an N-experiment virtual campaign, in total and by part, beside the bare RunEngine's")
     args = parser.parse_args()
     pin_threads()
     from labflow.recipe import load_recipe
 
     recipe = load_recipe(ROOT / "recipes" / "quickstart.yaml").replace(planner={"kind": "random"})
+    if args.parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            bare_runengine(recipe, 3)
+            parts = cpu_parts(recipe, 2, Path(tmp) / "warm")  # imports and first-call costs are not counted
+            bare_cpu = bare_runengine(recipe, args.parts)[1] * 1e3
+            parts = cpu_parts(recipe, args.parts, Path(tmp))
+        rows = [{"part": "bare RunEngine: total CPU", "cpu_ms_per_experiment": bare_cpu}] + [
+            {"part": k, "cpu_ms_per_experiment": v} for k, v in parts.items()]
+        table = markdown_table(rows, ["part", "cpu_ms_per_experiment"])
+        print(table)
+        write_results("loop_overhead_parts", {"n": args.parts, "rows": rows}, table,
+                      f".venv/bin/python benchmarks/loop_overhead.py --parts {args.parts}")
+        return
     one_station = recipe  # the sim lab has two stations; the loop keeps both busy
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)

@@ -93,11 +93,12 @@ def _load(recipe: str, lab: dict[str, Any] | None) -> Any:
     return recipe_from_text(recipe, lab)
 
 
-def _started_from(cdir: Any, recipe_hash: str) -> bool:
-    """Whether the campaign directory's ledger was started from the recipe with ``recipe_hash``.
+def _started_from(cdir: Any, recipe_hashes: set[str]) -> bool:
+    """Whether the campaign directory's ledger was started from a recipe with one of ``recipe_hashes``
+    (the recipe as written, or as run with this flow's overrides: the ledger holds the one that ran).
     A ledger without a readable header is not (run_recipe then refuses to start beside it, with a hint)."""
     try:
-        return cdir.history().header.get("recipe_hash") == recipe_hash
+        return cdir.history().header.get("recipe_hash") in recipe_hashes
     except LabflowError:
         return False
 
@@ -130,7 +131,7 @@ def campaign(
     (paths relative to the results directory).
     """
     from labflow.artifacts import CampaignArtifacts
-    from labflow.launch import recipe_from_header, resume_campaign, run_recipe
+    from labflow.launch import apply_overrides, recipe_from_header, resume_campaign, run_recipe
     from labflow.store.campaign_dir import unfinished_campaigns
 
     logger = get_run_logger()
@@ -144,7 +145,8 @@ def campaign(
         return {"station_limits": r.lab_config.name} if station_limits and kind == "prefect" else {}
 
     # an unfinished campaign of this very recipe that nobody holds: its worker died or it was stopped
-    pending = [d for d in (unfinished_campaigns(out, r.name) if out.is_dir() else []) if _started_from(d, r.hash)]
+    hashes = {r.hash, apply_overrides(r, executor=executor)[0].hash}
+    pending = [d for d in (unfinished_campaigns(out, r.name) if out.is_dir() else []) if _started_from(d, hashes)]
     if pending:
         cdir = pending[-1]
         header = cdir.history().header

@@ -54,3 +54,14 @@ def shared_data_dir() -> Path:
     if not (d / "README.md").is_file():
         pytest.skip(f"the reference copy {d.name}/ is absent from ../shared (only the shipped copy is checked)")
     return d
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``slow`` (kill matrices, real worker fleets, soak runs) are skipped unless asked
+    for: ``pytest -m slow`` or ``LABFLOW_SLOW=1``. The default suite stays within CI's time."""
+    if os.environ.get("LABFLOW_SLOW") == "1" or "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with -m slow or LABFLOW_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
