@@ -194,7 +194,7 @@ class Campaign:
         """Ask, start, record, tell, react: one experiment in flight per free station."""
         while self.state.finished < self.state.budget or self._in_flight:
             while self._may_start():
-                picked = self._next_experiment()  # asks the planner when the queue is empty
+                picked = self._next_experiment()  # asks the planner when the queue is empty, or nothing queued fits a free station
                 if picked is None:
                     break
                 self._start(*picked)

@@ -78,9 +78,11 @@ class Proposer:
 
     def _propose(self, n: int, pending: list[Candidate], choices: Any, fidelity: str | None = None) -> list[Candidate]:
         """planner.ask, guarded: an exception or an out-of-space point gives seeded random fallbacks."""
-        given = {} if fidelity is None else {"fidelity": fidelity}  # single-fidelity calls stay as they were
+        given: dict[str, Any] = {} if fidelity is None else {"fidelity": fidelity}  # single-fidelity calls stay as they were
         try:
-            got = self.planner.ask(n, pending, choices=choices, **given) if choices is not None else self.planner.ask(n, pending, **given)
+            if choices is not None:
+                given["choices"] = choices
+            got = self.planner.ask(n, pending, **given)
         except Exception as exc:  # noqa: BLE001 - the planner must not wedge the loop (P14); logged and recorded
             if choices is not None:
                 raise

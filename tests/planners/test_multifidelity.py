@@ -114,3 +114,18 @@ def test_a_fidelity_the_planner_does_not_know_is_refused(space):
     planner = MultiFidelityPlanner(space, Objective("y"), seed=0, fidelities=FIDELITIES, **LIGHT)
     with pytest.raises(SpaceError, match="'dft' is not one of"):
         planner.ask(1, fidelity="dft")
+
+
+def test_a_fallback_for_a_free_station_keeps_to_its_fidelity(space, monkeypatch):
+    from labflow.planners.bayesian import BayesianPlanner
+
+    planner = MultiFidelityPlanner(space, Objective("y"), seed=0, fidelities=FIDELITIES, acquisition="handover", **LIGHT)
+    planner.observe(measure(planner.suggest(6)))
+
+    def broken(self):
+        raise RuntimeError("the GP refused to fit")
+
+    monkeypatch.setattr(BayesianPlanner, "_fit", broken)
+    got = planner.ask(2, fidelity="experiment")  # the fallback would take the cheapest fidelity
+    assert planner.last_generator == "fallback"
+    assert [c.params["fidelity"] for c in got] == ["experiment", "experiment"]
