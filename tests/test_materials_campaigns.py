@@ -272,6 +272,33 @@ def test_multifidelity_recipe_routes_each_fidelity_to_its_stations_and_counts_th
             assert json.loads(f[f"runs/{run_uid}"].attrs["start"])["fidelity"] == fid
 
 
+def test_a_simulation_station_never_idles_while_a_target_fidelity_candidate_waits_for_the_busy_experiment_station(tmp_path):
+    recipe = fast(load_recipe(RECIPES / "multifidelity.yaml")).replace(budget={"experiments": 24, "cost": 200})
+    outcome = run(recipe, tmp_path)  # virtual time: the simulated lab's durations, no waiting
+    rec = read_campaign(outcome.path)
+    exp = rec.experiments.sort_values("t_started")
+    assert len(exp) == 24 and set(exp["fidelity"]) == {"simulation", "experiment"}
+    # every candidate ran at a station of its own fidelity
+    assert set(exp.loc[exp["fidelity"] == "simulation", "station"]) <= {"simulation1", "simulation2"}
+    assert set(exp.loc[exp["fidelity"] == "experiment", "station"]) == {"experiment1"}
+    last_asked = float(exp["t_suggested"].max())  # after it the whole budget is asked for: nothing new to start
+    real = exp[exp["station"] == "experiment1"]
+    assert len(real) >= 2
+    for station in ("simulation1", "simulation2"):
+        runs = exp[exp["station"] == station]
+        busy_until = [0.0, *runs["t_finished"]]  # idle from each finish (or the start) to the next start
+        idle_from_to = list(zip(busy_until, [*runs["t_started"], last_asked]))
+        for t0, t1 in idle_from_to:
+            overlap = [(a, b) for a, b in zip(real["t_started"], real["t_finished"]) if min(b, t1) - max(a, t0) > 1e-6]
+            assert not overlap, f"{station} idle from {t0:.0f} s to {t1:.0f} s while the experiment station ran {overlap}"
+    # each run is a ledgered suggestion, and the suggestions made for a free simulation station say so
+    assert set(exp["suggestion"]) <= set(range(len(rec.suggestions)))
+    given = [json.loads(d).get("fidelity_given") for d in rec.suggestions["decision"]]
+    assert "simulation" in given and "experiment" not in given
+    cost = rec.summary()["cost"]
+    assert cost["total"] == pytest.approx(exp["cost"].sum()) and cost["total"] <= 200
+
+
 def test_a_failing_model_falls_back_and_the_record_says_so(tmp_path, monkeypatch):
     from labflow.planners.bayesian import BayesianPlanner
 

@@ -9,7 +9,9 @@ resuming from a ledger (:mod:`~labflow.campaign.resume`) and the record
 (:mod:`~labflow.campaign.recorder`). How experiments run -- threads, Prefect tasks, virtual time --
 is the executor's business (:mod:`labflow.executors`); the loop only submits and collects.
 
-One experiment is in flight per station. With a journal every decision is ledgered, fsynced,
+One experiment is in flight per station. In a multi-fidelity campaign a free station is kept busy
+while the queued candidates wait for stations of another fidelity: the planner is asked for one at
+the free station's fidelity (decision 0009). With a journal every decision is ledgered, fsynced,
 before it is acted on: a suggestion before its candidates run, ``started`` before a run begins,
 ``finished`` before the planner is told.
 """
@@ -192,7 +194,7 @@ class Campaign:
         """Ask, start, record, tell, react: one experiment in flight per free station."""
         while self.state.finished < self.state.budget or self._in_flight:
             while self._may_start():
-                picked = self._next_experiment()  # asks the planner when the queue is empty
+                picked = self._next_experiment()  # asks the planner when the queue is empty, or nothing queued fits a free station
                 if picked is None:
                     break
                 self._start(*picked)
@@ -241,6 +243,9 @@ class Campaign:
             if not asked or any(c in self.queue for c in asked):
                 break
         pick = self.routing.match(runnable, [r.name for r in self._free])
+        if pick is None:  # every runnable candidate waits for a station of its fidelity: keep the free one busy
+            runnable = self._ask_for_idle_station(runnable)
+            pick = self.routing.match(runnable, [r.name for r in self._free])
         if pick is None:  # nothing runnable, or every runnable candidate waits for a station of its kind
             return None
         candidate = runnable[pick[0]]
@@ -248,6 +253,51 @@ class Campaign:
             return None
         self.queue.remove(candidate)
         return candidate, self._free.pop(pick[1])
+
+    def _ask_for_idle_station(self, runnable: list[Candidate]) -> list[Candidate]:
+        """A free station whose fidelity no queued candidate has: ask the planner for candidates at that
+        fidelity (decision 0009); the queued ones keep their place and wait for their own stations.
+
+        Only for a planner that takes a given fidelity (``fidelity_parameter`` is the route parameter)
+        and only within the budgets: the queued candidates count against the experiment budget, and
+        the cost budget must still cover them after the new ones. Returns the runnable queue.
+        """
+        fidelity = self._idle_fidelity()
+        people = self.people
+        n = min(self.batch, self.state.budget - self.state.started - len(self.queue))
+        if fidelity is None or n <= 0 or not (people is None or people.may_ask(len(self._free))):
+            return runnable
+        if self.cost_budget is not None and not self._room_beside_queue(fidelity):
+            return runnable
+        pending = [self._candidate_on(r) for r in self._in_flight.values()] + self.queue
+        asked = self._ask(n, pending + (people.excluded() if people is not None else []), fidelity)
+        self.queue.extend(asked)
+        if people is None:
+            return self.queue
+        people.submitted(asked)
+        return people.runnable(self.queue)
+
+    def _idle_fidelity(self) -> str | None:
+        """The fidelity of a free station that no queued candidate has, if the planner can propose at a given fidelity."""
+        param = self.routing.route_parameter
+        if param is None or getattr(self.planner, "fidelity_parameter", None) != param:
+            return None  # single-fidelity campaigns, and planners that choose no fidelity, ask as before
+        queued = {str(c.params.get(param)) for c in self.queue}
+        for runner in self._free:
+            for key in self.routing.keys_for(runner.name):
+                if key not in queued:
+                    return key
+        return None
+
+    def _room_beside_queue(self, fidelity: str) -> bool:
+        """Whether the cost budget covers one more experiment at ``fidelity`` on top of what finished, what
+        runs and what waits in the queue (a cheap experiment never starves a queued expensive one)."""
+        cost = self.routing.cost(fidelity)
+        if not math.isfinite(cost):
+            return True
+        waiting = [self.routing.cost(self.routing.cost_key(c.params, "")) for c in self.queue]
+        spent = sum(self.state.cost.values()) + sum(self._committed.values()) + sum(w for w in waiting if math.isfinite(w))
+        return spent + cost <= self.cost_budget * (1 + 1e-12)  # type: ignore[operator]
 
     def _next_result(self) -> ExperimentResult | None:
         """The next finished experiment; with people in the loop and a free station, None as soon as
@@ -273,10 +323,10 @@ class Campaign:
         self._committed[candidate.uid] = cost if math.isfinite(cost) else 0.0
         return True
 
-    def _ask(self, n: int, pending: list[Candidate]) -> list[Candidate]:
-        """Ask the planner (guarded) and record the suggestion before anything runs."""
+    def _ask(self, n: int, pending: list[Candidate], fidelity: str | None = None) -> list[Candidate]:
+        """Ask the planner (guarded; at ``fidelity`` when given) and record the suggestion before anything runs."""
         t0 = time.perf_counter()
-        candidates = self.proposer.ask(n, pending)
+        candidates = self.proposer.ask(n, pending, fidelity)
         self.state.fallbacks = self.proposer.fallbacks
         crashpoint("planner.after_ask")
         latency = time.perf_counter() - t0

@@ -3,7 +3,9 @@
 :meth:`Proposer.ask` calls ``planner.ask(n, pending)`` (with the pool's ``choices`` for a pool
 lab). If the planner raises, or proposes a point outside the space, seeded random candidates
 tagged ``generator="fallback"`` stand in. A candidate the failure memory abandoned is asked for
-again (up to three times), then replaced by a fallback. :meth:`Proposer.decision` gives the
+again (up to three times), then replaced by a fallback. With ``fidelity`` (a multi-fidelity
+planner, a free station of that fidelity), every candidate, fallbacks included, is at that
+fidelity. :meth:`Proposer.decision` gives the
 planner's account of the suggestion (``last_decision``) as plain JSON for the record.
 """
 
@@ -41,25 +43,26 @@ class Proposer:
         self.fallbacks = 0
         self._fallback_reason = ""
 
-    def ask(self, n: int, pending: list[Candidate]) -> list[Candidate]:
-        """Up to ``n`` candidates (fewer when a pool runs out), none among ``pending``'s points if the planner can help it."""
+    def ask(self, n: int, pending: list[Candidate], fidelity: str | None = None) -> list[Candidate]:
+        """Up to ``n`` candidates (fewer when a pool runs out), none among ``pending``'s points if the planner can help it;
+        with ``fidelity``, all at that fidelity (the planner must have a ``fidelity_parameter``)."""
         choices = self.choices() if self.choices is not None else None
         if choices is not None:
             n = min(n, len(choices))
             if n == 0:
                 return []
-        candidates = self._propose(n, pending, choices)
+        candidates = self._propose(n, pending, choices, fidelity)
         for _ in range(3):  # abandoned candidates (failed twice for the same reason) are never proposed again
             bad = [c for c in candidates if self.memory.is_abandoned(c.params)]
             if not bad:
                 break
             avoid = pending + [Candidate(uid=f"abandoned-{i}", params=p) for i, p in enumerate(self.memory.abandoned_points())]
             keep = [c for c in candidates if c not in bad]
-            candidates = keep + self._propose(len(bad), avoid + keep, choices)
+            candidates = keep + self._propose(len(bad), avoid + keep, choices, fidelity)
         bad = [c for c in candidates if self.memory.is_abandoned(c.params)]
         if bad:  # the planner insists: run something else rather than stall
             log.warning("planner %s keeps proposing abandoned candidates; using random fallbacks", self.planner.name)
-            candidates = [c for c in candidates if c not in bad] + self._fallback(len(bad))
+            candidates = [c for c in candidates if c not in bad] + self._fallback(len(bad), fidelity)
         return candidates
 
     def decision(self, candidates: Sequence[Candidate]) -> dict[str, Any]:
@@ -73,16 +76,19 @@ class Proposer:
         self._fallback_reason = ""
         return plain_json(decision)
 
-    def _propose(self, n: int, pending: list[Candidate], choices: Any) -> list[Candidate]:
+    def _propose(self, n: int, pending: list[Candidate], choices: Any, fidelity: str | None = None) -> list[Candidate]:
         """planner.ask, guarded: an exception or an out-of-space point gives seeded random fallbacks."""
+        given: dict[str, Any] = {} if fidelity is None else {"fidelity": fidelity}  # single-fidelity calls stay as they were
         try:
-            got = self.planner.ask(n, pending, choices=choices) if choices is not None else self.planner.ask(n, pending)
+            if choices is not None:
+                given["choices"] = choices
+            got = self.planner.ask(n, pending, **given)
         except Exception as exc:  # noqa: BLE001 - the planner must not wedge the loop (P14); logged and recorded
             if choices is not None:
                 raise
             log.warning("planner %s failed to propose (%s: %s); using random fallback candidates", self.planner.name, type(exc).__name__, exc)
             self._fallback_reason = f"the planner raised {type(exc).__name__}: {exc}"
-            return self._fallback(n)
+            return self._fallback(n, fidelity)
         out = []
         for c in got:
             try:
@@ -91,16 +97,18 @@ class Proposer:
             except (SpaceError, KeyError, ValueError, TypeError):
                 log.warning("planner %s proposed a point outside the space (%s); using a fallback", self.planner.name, c)
                 self._fallback_reason = f"the planner proposed a point outside the space: {c}"
-                out.extend(self._fallback(1))
+                out.extend(self._fallback(1, fidelity))
         return out
 
-    def _fallback(self, n: int) -> list[Candidate]:
+    def _fallback(self, n: int, fidelity: str | None = None) -> list[Candidate]:
         space = self.planner.space
         rng = np.random.default_rng([int(self.planner.seed), int(self.planner.state_summary().get("asked", 0)), 7919])
         X = rng.random((n, space.dim))
         if space.constraints:
             X = space.repair(space.snap(X))
         frame = space.decode(X)
+        if fidelity is not None:  # a random point, at the fidelity of the free station it is for
+            frame[self.planner.fidelity_parameter] = fidelity  # type: ignore[attr-defined]
         self.fallbacks += n
         return [Candidate(uid=new_uid(), params={k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()},
                           planner=self.planner.name, generator="fallback") for row in frame.to_dict("records")]

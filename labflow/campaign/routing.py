@@ -2,7 +2,8 @@
 
 With ``routes`` (a value of the candidate's ``route_parameter``, e.g. its fidelity -> the names
 of the stations that measure at it), a candidate runs only on those stations; a queued candidate
-waits for one of them rather than run elsewhere. ``costs`` (same keys) gives each experiment's
+waits for one of them rather than run elsewhere (while it waits, the loop asks the planner for a
+candidate at the free station's route value, when the planner can take one: :meth:`keys_for`). ``costs`` (same keys) gives each experiment's
 cost, recorded in the ``cost`` column and summed per key in ``CampaignState.cost``.
 """
 
@@ -44,6 +45,10 @@ class Routing:
                 if allowed is None or station in allowed:
                     return (i, j)
         return None
+
+    def keys_for(self, station: str) -> list[str]:
+        """The route values (e.g. fidelities) whose candidates ``station`` may run, in the routes' order."""
+        return [key for key, names in self.routes.items() if station in names]
 
     def metadata(self, candidate: Candidate) -> dict[str, Any]:
         """The route value for the run's start document (e.g. ``{"fidelity": "low"}``), if the candidate has one."""

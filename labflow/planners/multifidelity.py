@@ -220,11 +220,51 @@ class MultiFidelityPlanner(BayesianPlanner):
     def _model_columns(self, name: str) -> list[int]:
         return [self._d0] if name == self.fidelity_parameter else super()._model_columns(name)
 
-    # -- pool mode: choices without a fidelity column are offered at every fidelity ---------
-    def ask(self, n: int = 1, pending: Sequence[Candidate] = (), choices: pd.DataFrame | None = None) -> list[Candidate]:
-        if choices is not None and self.fidelity_parameter not in choices.columns:
-            choices = choices.merge(pd.DataFrame({self.fidelity_parameter: [f.name for f in self.fidelities]}), how="cross")
-        return super().ask(n, pending, choices)
+    # -- asking: at any fidelity, or at a given one; pool choices without a fidelity column are offered at every fidelity
+    def ask(self, n: int = 1, pending: Sequence[Candidate] = (), choices: pd.DataFrame | None = None, *,
+            fidelity: str | None = None) -> list[Candidate]:
+        """As :meth:`Planner.ask`; with ``fidelity``, every candidate is at that fidelity.
+
+        A campaign passes ``fidelity`` when a station of that fidelity is free and nothing queued can
+        run on it (decision 0009): *where* is chosen as usual (the hand-over rule: improvement at
+        the target), *which fidelity* is given. Cost-weighted improvement and the knowledge
+        gradient are maximized at that fidelity only; designs and fallbacks take it too.
+        """
+        if fidelity is not None and fidelity not in self._value:
+            raise SpaceError(f"fidelity {fidelity!r} is not one of {[f.name for f in self.fidelities]}")
+        if choices is not None:
+            if self.fidelity_parameter not in choices.columns:
+                offered = [fidelity] if fidelity is not None else [f.name for f in self.fidelities]
+                choices = choices.merge(pd.DataFrame({self.fidelity_parameter: offered}), how="cross")
+            elif fidelity is not None:
+                choices = choices[choices[self.fidelity_parameter] == fidelity]
+        self._given = fidelity
+        try:
+            asked = super().ask(n, pending, choices)
+        finally:
+            self._given = None
+        if fidelity is not None:
+            wrong = [c for c in asked if c.params[self.fidelity_parameter] != fidelity]
+            if wrong:  # every path above keeps to the given fidelity; a candidate elsewhere would be routed to the wrong station
+                raise RuntimeError(f"asked for fidelity {fidelity!r}, proposed {[c.params[self.fidelity_parameter] for c in wrong]}")
+        return asked
+
+    _given: str | None = None  # the fidelity given to the ask in progress (None: the planner chooses)
+
+    def _at_given(self, X: np.ndarray) -> np.ndarray:
+        """``X`` (unit cube) with its fidelity block set to the given fidelity, if one is given."""
+        if self._given is None:
+            return X
+        X = X.copy()
+        X[:, self._d0 :] = 0.0
+        X[:, self._d0 + [f.name for f in self.fidelities].index(self._given)] = 1.0
+        return X
+
+    def _propose(self, n: int, X_pending: np.ndarray) -> np.ndarray:
+        X = super()._propose(n, X_pending)
+        if self._given is not None:  # the record says the fidelity was given, not chosen
+            self.last_decision = {**self.last_decision, "fidelity_given": self._given}
+        return self._at_given(X)
 
     def _propose_from(self, n: int, X_pending: np.ndarray, X_choices: np.ndarray) -> np.ndarray:
         """Cost-weighted improvement scores the (choice, fidelity) rows; the knowledge gradient cannot, so
@@ -338,7 +378,7 @@ class MultiFidelityPlanner(BayesianPlanner):
         for _ in range(1 if kg else n):
             best: tuple[float, np.ndarray, np.ndarray] | None = None
             per_fidelity = {}
-            for f in self.fidelities:
+            for f in [g for g in self.fidelities if self._given in (None, g.name)]:
                 X, v = acqf.optimize(
                     acq,
                     self._d0 + 1,
@@ -386,7 +426,7 @@ class MultiFidelityPlanner(BayesianPlanner):
                                        maxiter=self.maxiter)
                 x, v = Xo[0], float(vo[0])
             info = self.information_per_cost(model, x[: self._d0])
-            fidelity = max(info, key=info.get)
+            fidelity = self._given if self._given is not None else max(info, key=info.get)
             row = x.copy()
             row[self._d0] = self._value[fidelity]
             rows.append(row)
@@ -428,7 +468,7 @@ class MultiFidelityPlanner(BayesianPlanner):
         k = len(self.fidelities)
         X[:, self._d0 :] = 0.0
         X[np.arange(len(X)), self._d0 + (first_index + np.arange(len(X))) % k] = 1.0
-        return X
+        return self._at_given(X)
 
     def _sobol(self, start: int, n: int) -> np.ndarray:
         return self._with_fidelities(super()._sobol(start, n), start)
@@ -440,6 +480,7 @@ class MultiFidelityPlanner(BayesianPlanner):
         X = super()._fallback(n, X_avoid)
         cheap = X.copy()
         cheap[:, self._d0 :] = 0.0
-        cheap[:, self._d0] = 1.0  # fall back to the cheapest fidelity
+        cheap[:, self._d0] = 1.0  # fall back to the cheapest fidelity (or the given one)
+        cheap = self._at_given(cheap)
         ok = ~_too_close(cheap, X_avoid, self.min_distance)
-        return np.where(ok[:, None], cheap, X)
+        return np.where(ok[:, None], cheap, self._at_given(X))

@@ -93,3 +93,39 @@ def test_the_handover_rule_moves_to_the_target_once_the_cheap_fidelity_has_spoke
     nxt = planner.suggest(2)
     assert planner.last_generator == "TargetLogEI+InfoPerCost" and set(nxt["fidelity"]) <= {"simulation", "experiment"}
     assert len(planner.last_decision["information_per_cost"]) == 2
+
+
+@pytest.mark.parametrize("acquisition", ["cwei", "handover"])
+def test_a_campaign_can_ask_for_the_fidelity_of_its_free_station(space, acquisition):
+    planner = MultiFidelityPlanner(space, Objective("y"), seed=0, fidelities=FIDELITIES, acquisition=acquisition, **LIGHT)
+    first = planner.ask(3, fidelity="experiment")  # the initial design would take the fidelities in turn
+    assert [c.params["fidelity"] for c in first] == ["experiment"] * 3
+    planner.observe(measure(pd.DataFrame([c.params for c in first])))
+    planner.observe(measure(planner.suggest(3)))
+    waiting = planner.ask(1, fidelity="experiment")  # queued for the busy experiment station
+    cheap = planner.ask(2, pending=waiting, fidelity="simulation")  # for the two free simulation stations
+    assert [c.params["fidelity"] for c in cheap] == ["simulation", "simulation"]
+    assert planner.last_generator != "fallback" and planner.last_decision["fidelity_given"] == "simulation"
+    pool = planner.ask(2, choices=space.sample(10, seed=1), fidelity="simulation")
+    assert [c.params["fidelity"] for c in pool] == ["simulation", "simulation"]
+
+
+def test_a_fidelity_the_planner_does_not_know_is_refused(space):
+    planner = MultiFidelityPlanner(space, Objective("y"), seed=0, fidelities=FIDELITIES, **LIGHT)
+    with pytest.raises(SpaceError, match="'dft' is not one of"):
+        planner.ask(1, fidelity="dft")
+
+
+def test_a_fallback_for_a_free_station_keeps_to_its_fidelity(space, monkeypatch):
+    from labflow.planners.bayesian import BayesianPlanner
+
+    planner = MultiFidelityPlanner(space, Objective("y"), seed=0, fidelities=FIDELITIES, acquisition="handover", **LIGHT)
+    planner.observe(measure(planner.suggest(6)))
+
+    def broken(self):
+        raise RuntimeError("the GP refused to fit")
+
+    monkeypatch.setattr(BayesianPlanner, "_fit", broken)
+    got = planner.ask(2, fidelity="experiment")  # the fallback would take the cheapest fidelity
+    assert planner.last_generator == "fallback"
+    assert [c.params["fidelity"] for c in got] == ["experiment", "experiment"]
