@@ -273,7 +273,10 @@ def test_multifidelity_recipe_routes_each_fidelity_to_its_stations_and_counts_th
 
 
 def test_a_simulation_station_never_idles_while_a_target_fidelity_candidate_waits_for_the_busy_experiment_station(tmp_path):
-    recipe = fast(load_recipe(RECIPES / "multifidelity.yaml")).replace(budget={"experiments": 24, "cost": 200})
+    recipe = fast(load_recipe(RECIPES / "multifidelity.yaml"))
+    spec = recipe.to_dict()["planner"]
+    spec["options"] = {**spec["options"], "idle_stations": "fill"}  # opt-in (decision 0009)
+    recipe = recipe.replace(planner=spec, budget={"experiments": 24, "cost": 200})
     outcome = run(recipe, tmp_path)  # virtual time: the simulated lab's durations, no waiting
     rec = read_campaign(outcome.path)
     exp = rec.experiments.sort_values("t_started")

@@ -9,9 +9,9 @@ resuming from a ledger (:mod:`~labflow.campaign.resume`) and the record
 (:mod:`~labflow.campaign.recorder`). How experiments run -- threads, Prefect tasks, virtual time --
 is the executor's business (:mod:`labflow.executors`); the loop only submits and collects.
 
-One experiment is in flight per station. In a multi-fidelity campaign a free station is kept busy
-while the queued candidates wait for stations of another fidelity: the planner is asked for one at
-the free station's fidelity (decision 0009). With a journal every decision is ledgered, fsynced,
+One experiment is in flight per station. In a multi-fidelity campaign whose planner has
+``idle_stations="fill"``, a free station is kept busy while the queued candidates wait for stations
+of another fidelity: the planner is asked for one at the free station's fidelity (decision 0009). With a journal every decision is ledgered, fsynced,
 before it is acted on: a suggestion before its candidates run, ``started`` before a run begins,
 ``finished`` before the planner is told.
 """
@@ -282,6 +282,8 @@ class Campaign:
         param = self.routing.route_parameter
         if param is None or getattr(self.planner, "fidelity_parameter", None) != param:
             return None  # single-fidelity campaigns, and planners that choose no fidelity, ask as before
+        if getattr(self.planner, "idle_stations", "wait") != "fill":
+            return None  # the planner's choice (multi-fidelity option idle_stations): wait for the queued candidates' stations
         queued = {str(c.params.get(param)) for c in self.queue}
         for runner in self._free:
             for key in self.routing.keys_for(runner.name):
