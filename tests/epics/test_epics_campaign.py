@@ -171,7 +171,9 @@ def test_a_lost_ioc_suspends_the_run_and_it_resumes_when_the_ioc_is_back(ioc, tm
     slow_ioc.write_text(f"name: slow-ioc\nprefix: 'LF:'\nlab: {slow}\nseed: 0\ninterfaces: [127.0.0.1]\n")
     ioc.ensure(slow_ioc)  # a synthesis now takes seconds, long enough to lose the IOC in the middle of one
     epics = load_lab_config(CONFIGS / "lab_epics_materials.yaml")
-    cfg = type(epics).model_validate({**epics.model_dump(), "stations": epics.model_dump()["stations"][:1], "timeout": 60})
+    # a restarted IOC on a loaded CI machine can take more than the default 5 s to answer its first search
+    cfg = type(epics).model_validate({**epics.model_dump(), "stations": epics.model_dump()["stations"][:1], "timeout": 60,
+                                      "connection_timeout": 30})
     recipe = _recipe_on(cfg, budget=2)
     lab = cfg.build()
     station = lab.stations[0]
