@@ -43,13 +43,9 @@ def median_seconds(fn: Any, repeats: int) -> tuple[float, list[float]]:
 
 def machine() -> dict[str, Any]:
     """The CPU, its core count and the load average when measured (the development machine is shared)."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    from labflow.bench.runner import cpu_model
+
+    cpu = cpu_model()
     try:
         load = [round(x, 2) for x in os.getloadavg()]
     except OSError:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -560,9 +561,20 @@ def _portable_spec(spec: BenchSpec) -> dict[str, Any]:
     return d
 
 
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux; what ``platform`` knows elsewhere), for result files."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return cpu
+
+
 def provenance(command: str | None, spec: BenchSpec) -> dict[str, Any]:
     """What made a report: the command, the git commit of labflow's source, the machine and versions. No absolute paths."""
-    import platform
     import subprocess
 
     src = Path(__file__).resolve().parents[2]
@@ -581,20 +593,13 @@ def provenance(command: str | None, spec: BenchSpec) -> dict[str, Any]:
             versions[mod] = __import__(mod).__version__
         except (ImportError, AttributeError) as exc:
             versions[mod] = f"unavailable ({type(exc).__name__})"
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    machine = {"system": platform.system(), "machine": platform.machine(), "cpu": cpu, "cpu_count": os.cpu_count(),
+    machine = {"system": platform.system(), "machine": platform.machine(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
                "python": platform.python_version()}
     return {
         "command": command or "labflow.bench.runner.report (called from Python)",
         "git_commit": commit,
         "machine": machine,
-        "machine_summary": f"{machine['system']} {machine['machine']}, {cpu}, {machine['cpu_count']} cores, Python {machine['python']}",
+        "machine_summary": f"{machine['system']} {machine['machine']}, {machine['cpu']}, {machine['cpu_count']} cores, Python {machine['python']}",
         "versions": versions,
         "data": _data_source(spec),
     }
