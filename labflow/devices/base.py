@@ -40,7 +40,7 @@ import pint
 from ophyd import Component, Device, Kind, Signal
 from ophyd.signal import InternalSignal
 from ophyd.status import StatusBase
-from ophyd.utils.errors import InvalidState, LimitError, StatusTimeoutError, WaitTimeoutError
+from ophyd.utils.errors import InvalidState, LimitError, StatusTimeoutError
 
 from labflow.errors import DeviceError, DeviceTimeoutError, UnitError
 from labflow.units import dimension_name, parse_quantity, parse_unit
@@ -114,13 +114,23 @@ class OperationStatus(StatusBase):
         Seconds (finite, > 0) before the Status fails with :class:`OperationTimeoutError`.
     """
 
-    def __init__(self, obj: Any, operation: str, *, timeout: float) -> None:
+    def __init__(self, obj: Any, operation: str, *, timeout: float, watchdog: bool = True) -> None:
         timeout = float(timeout)
         if not (math.isfinite(timeout) and timeout > 0):
             raise ValueError(f"{_label(obj)}: a {operation} timeout must be a finite number of seconds > 0, got {timeout}")
         self.obj = obj
         self.operation = operation
-        super().__init__(timeout=timeout)
+        self._bound = timeout
+        # ophyd watches a Status with a timeout from a thread of its own. An operation that runs to
+        # completion before its Status is returned (``watchdog=False``) needs no watchdog: nothing
+        # is left that could hang, and the thread (started and joined five times an experiment)
+        # was a measurable part of the loop's overhead. Its callbacks then run on the caller's thread.
+        super().__init__(timeout=timeout if watchdog else None)
+
+    @property
+    def timeout(self) -> float:
+        """Seconds the operation was allowed (its bound, whether or not a watchdog thread ran)."""
+        return self._bound
 
     def _settled(self) -> None:
         # ophyd's hook between "timed out or finished" and "done": name what hung.
@@ -159,7 +169,7 @@ def run_operation(
     already timed out is skipped. ``pending`` (a set owned by the device) tracks
     ``(timer, status)`` pairs so that :meth:`stop` can cancel them.
     """
-    status = OperationStatus(obj, operation, timeout=_timeout_for(delay, timeout))
+    status = OperationStatus(obj, operation, timeout=_timeout_for(delay, timeout), watchdog=delay > 0)
 
     def finish(entry: tuple | None = None) -> None:
         if pending is not None and entry is not None:
@@ -174,13 +184,7 @@ def run_operation(
             settle_status(status)  # the timeout may have fired while the action ran
 
     if delay <= 0:
-        finish()
-        # ophyd marks a Status done on its callback thread; wait for that so that an
-        # instant operation returns a Status that is already done.
-        try:
-            status.exception(timeout=status.timeout)
-        except WaitTimeoutError:  # pragma: no cover - the status times out on its own
-            pass
+        finish()  # with no watchdog thread, the Status is done (callbacks run) when this returns
     else:
         timer = threading.Timer(float(delay), lambda: finish(entry))
         timer.daemon = True
