@@ -6,8 +6,11 @@ Compares, in one run and on the same devices and plan:
   a bluesky RunEngine of its own, in a thread of its own, running ``run_experiment`` back to
   back (the experiments shared round-robin over the stations);
 * ``labflow local``: the campaign loop with a random planner, provenance file, thread executor;
-* ``labflow prefect``: the same loop with each experiment a Prefect task (ephemeral server,
-  started before timing);
+* ``labflow prefect``: the same loop with each experiment a Prefect task, against one Prefect API
+  server started before timing (as on a facility server, ``PREFECT_API_URL``). Without that
+  setting each campaign starts and stops a server of its own
+  (:func:`labflow.executors.prefect_server.campaign_api`): a fixed cost per campaign, not per
+  experiment, reported on its own row (``prefect: per-campaign server``, seconds);
 * ``labflow virtual``: the discrete-event executor.
 
 The planner is random so that planning time is not counted; the figure is the loop's own cost.
@@ -192,15 +195,23 @@ def main() -> None:
         write_results("loop_overhead_parts", {"n": args.parts, "rows": rows}, table,
                       f".venv/bin/python benchmarks/loop_overhead.py --parts {args.parts}")
         return
+    import contextlib
+
+    from labflow.executors.prefect_server import campaign_api
+
     one_station = recipe  # the sim lab has two stations; the loop keeps both busy
-    with tempfile.TemporaryDirectory() as tmp:
+    arms = [a for a in args.arms.split(",") if a]
+    server_s = None
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         out = Path(tmp)
-        # Warm-ups (imports, the Prefect server's start) are not timed.
+        if "prefect" in arms:  # one server for the Prefect arm, as PREFECT_API_URL gives a facility
+            t0 = time.perf_counter()
+            stack.enter_context(campaign_api())
+            server_s = time.perf_counter() - t0
+        # Warm-ups (imports, first calls) are not timed, for any arm.
         bare_runengine(recipe, 3)
-        arms = [a for a in args.arms.split(",") if a]
         for executor in arms:
-            if executor != "virtual":
-                labflow_loop(one_station, 2, executor, out / "warm")
+            labflow_loop(one_station, 2, executor, out / "warm")
         bare, bare_cpu = bare_runengine(recipe, args.n)
         rows = [{"arm": f"bare RunEngine ({len(recipe.lab_config.build(seed=0, time_scale=0.0).stations)} stations)",
                  "ms_per_experiment": bare * 1e3, "ratio_to_bare": 1.0, "cpu_ms_per_experiment": bare_cpu * 1e3}]
@@ -215,10 +226,13 @@ def main() -> None:
         r["overhead_ms"] = r["ms_per_experiment"] - bare * 1e3
         r["cpu_overhead_ms"] = r["cpu_ms_per_experiment"] - bare_cpu * 1e3
     table = markdown_table(rows, ["arm", "ms_per_experiment", "overhead_ms", "ratio_to_bare", "cpu_ms_per_experiment", "cpu_overhead_ms"])
+    if server_s is not None:
+        table += (f"\n\nprefect: per-campaign server: {server_s:.1f} s to start a campaign's own Prefect API server "
+                  "(paid once per campaign when PREFECT_API_URL is not set; not in the rows above)")
     if big:
         table += "\n\n" + markdown_table([big], list(big))
     print(table)
-    write_results("loop_overhead", {"n": args.n, "rows": rows, "big": big}, table,
+    write_results("loop_overhead", {"n": args.n, "rows": rows, "big": big, "prefect_server_start_s": server_s}, table,
                   f".venv/bin/python benchmarks/loop_overhead.py --n {args.n}" + (f" --big {args.big}" if args.big else ""))
 
 

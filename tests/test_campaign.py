@@ -1,6 +1,7 @@
 """The closed loop end to end: recipe -> planner -> bluesky/ophyd -> HDF5 -> planner."""
 
 import json
+import time
 import textwrap
 from pathlib import Path
 
@@ -71,6 +72,20 @@ def test_quickstart_runs_on_prefect_with_every_document_recorded(tmp_path, prefe
     model_made = rec.suggestions.iloc[n_initial:]
     assert all(g not in ("sobol", "fallback") for g in model_made["generator"]), generators
     assert all("model" in json.loads(d) for d in model_made["decision"])  # a fitted GP made these
+    # In the Prefect UI each experiment is a task run named by its number and station.
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all(timeout=60)  # task runs reach the server as events
+    with get_client(sync_client=True) as client:
+        (flow_run,) = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[outcome.path.stem])))
+        deadline = time.monotonic() + 60
+        while len(names := {t.name for t in client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [flow_run.id]}))}) < budget:
+            assert time.monotonic() < deadline, names
+            time.sleep(0.5)
+    assert {n.rsplit("-", 1)[0] for n in names} == {f"experiment-{i:04d}" for i in range(1, budget + 1)}, names
+    assert {n.rsplit("-", 1)[1] for n in names} == {"station1", "station2"}, names
 
 
 def test_same_seed_same_campaign(tmp_path):

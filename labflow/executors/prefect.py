@@ -35,6 +35,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 
 from labflow.campaign.policy import AttemptPolicy
 from labflow.campaign.result import ExperimentResult, ExperimentStatus
@@ -78,11 +79,12 @@ def ensure_station_limit(name: str, slots: int = 1) -> bool:
 T = TypeVar("T")
 
 
-def _experiment(policy: AttemptPolicy, runner: StationRunner, candidate: Candidate, md: Mapping[str, Any],
-                limits: tuple[str, ...] = (), lease_duration: float = 60.0) -> ExperimentResult:
+def _experiment(number: int, station: str, policy: AttemptPolicy, runner: StationRunner, candidate: Candidate,
+                md: Mapping[str, Any], limits: tuple[str, ...] = (), lease_duration: float = 60.0) -> ExperimentResult:
     """One experiment, all its attempts (the policy's), as a Prefect task body. Each failed attempt's
     reason goes to the task run's log, so the Prefect UI shows what failed and why. With ``limits``
-    (global concurrency limit names), the experiment runs only while it holds a slot of each."""
+    (global concurrency limit names), the experiment runs only while it holds a slot of each.
+    ``number`` and ``station`` name the task run (``experiment-0007-station2``)."""
     if limits:
         from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 
@@ -101,7 +103,8 @@ def _experiment(policy: AttemptPolicy, runner: StationRunner, candidate: Candida
     return result
 
 
-experiment_task = task(_experiment, name="experiment", cache_policy=NO_CACHE, persist_result=False, retries=0)
+experiment_task = task(_experiment, name="experiment", task_run_name="experiment-{number:04d}-{station}",
+                       cache_policy=NO_CACHE, persist_result=False, retries=0)
 
 
 class PrefectExecutor(BaseExecutor):
@@ -143,8 +146,10 @@ class PrefectExecutor(BaseExecutor):
     def submit(self, runner: StationRunner, candidate: Candidate, md: Mapping[str, Any]) -> None:
         number = next(self._count)
         t_started = self.now()
-        named = experiment_task.with_options(task_run_name=f"experiment-{number:04d}-{runner.name}")
-        future = named.submit(self.policy, runner, candidate, md, self.limits_for(runner.name), self.lease_duration)
+        # quote(): Prefect need not walk these objects looking for futures to resolve (there are
+        # none), which it otherwise does twice per parameter and task run.
+        future = experiment_task.submit(number, runner.name, quote(self.policy), quote(runner), quote(candidate), quote(md),
+                                        self.limits_for(runner.name), self.lease_duration)
         future.add_done_callback(lambda f: self._done.put((f, t_started)))
 
     def next_result(self) -> ExperimentResult:
