@@ -13,7 +13,7 @@ from labflow.lab import LabConfig, lab_kinds, parse_lab_config
 
 TRANSPORTS = {
     # package: (has a server, the lab kinds its lab module registers)
-    "labflow.sim": (False, ["dataset"]),
+    "labflow.sim": (False, ["dataset", "simulated"]),
     "labflow.remote": (True, ["remote"]),
     "labflow.epics": (True, ["epics"]),
 }
@@ -65,6 +65,17 @@ OLD_PATHS = [
     ("labflow.epics.ioc", "labflow.epics.server", ["IOCConfig", "build_ioc_groups", "run_ioc", "run_ioc_from_config", "station_group_class", "log"]),
     ("labflow.sim.dataset_lab", "labflow.sim.lab", ["DatasetLabConfig"]),
 ]
+
+
+def test_the_simulated_kind_lives_in_the_sim_package_and_is_still_importable_from_labflow_lab():
+    import labflow.lab
+    import labflow.sim.lab
+
+    for name in ("SimulatedLabConfig", "LandscapeConfig", "StationSetConfig"):
+        assert getattr(labflow.lab, name) is getattr(labflow.sim.lab, name), name
+    assert parse_lab_config({"name": "x", "kind": "simulated", "landscape": {"name": "materials"}}).__class__.__module__ == "labflow.sim.lab"
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        labflow.lab.Nothing  # noqa: B018
 
 
 @pytest.mark.parametrize(("old", "new", "names"), OLD_PATHS, ids=[o for o, _, _ in OLD_PATHS])

@@ -1,5 +1,5 @@
-"""Old path of the ``dataset`` lab kind, kept for existing callers: it lives in :mod:`labflow.sim.lab`."""
+"""Old path of the sim transport's lab kinds, kept for existing callers: they live in :mod:`labflow.sim.lab`."""
 
-from labflow.sim.lab import DatasetLabConfig
+from labflow.sim.lab import DatasetLabConfig, LandscapeConfig, SimulatedLabConfig, StationSetConfig
 
-__all__ = ["DatasetLabConfig"]
+__all__ = ["DatasetLabConfig", "LandscapeConfig", "SimulatedLabConfig", "StationSetConfig"]
