@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from labflow.testing.crash import CRASH_POINTS, crash_env, finished_uids, verify_campaign  # noqa: E402
-from tests.reliability.helpers import campaign_dir, child_env, cli, ledger_kinds, start_forked, wait_for, write_recipe  # noqa: E402
+from tests.reliability.helpers import child_env, cli, ledger_kinds, start_forked, wait_for, write_recipe  # noqa: E402
 from tests.reliability.test_kill_matrix import BUDGET, HIT, STATIONS  # noqa: E402
 
 

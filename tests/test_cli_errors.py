@@ -136,7 +136,7 @@ def test_an_unknown_status_value_lists_the_valid_ones(tmp_path):
         planner.observe(rows)
     # the same mistake in a recipe's prior data, through the CLI
     (tmp_path / "prior.csv").write_text(rows.to_csv(index=False))
-    text = QUICKSTART.read_text().replace("lab: sim_materials", f"lab: sim_materials\nprior_data: [prior.csv]")
+    text = QUICKSTART.read_text().replace("lab: sim_materials", "lab: sim_materials\nprior_data: [prior.csv]")
     (tmp_path / "r.yaml").write_text(text)
     result = runner.invoke(app, ["validate", str(tmp_path / "r.yaml")])
     assert result.exit_code == EXIT_INVALID

@@ -22,7 +22,6 @@ def test_python_blocks_run(path, tmp_path, monkeypatch):
 
 
 # -- the docs stay true to the code they describe ------------------------------------------------
-import json  # noqa: E402
 import shlex  # noqa: E402
 
 from typer.testing import CliRunner  # noqa: E402

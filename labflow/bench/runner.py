@@ -16,7 +16,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
@@ -160,7 +160,6 @@ def run_one(
     from labflow.campaign import Campaign, StationRunner
     from labflow.lab import DurationsConfig
     from labflow.planners import make_planner
-    from labflow.sim.clock import VirtualTimeExecutor
     from labflow.sim.lab import DatasetLabConfig
 
     t0 = time.perf_counter()

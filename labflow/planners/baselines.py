@@ -28,7 +28,7 @@ import numpy as np
 from scipy.stats import qmc
 
 from labflow.planners.base import Planner
-from labflow.space import Categorical, Integer, Real
+from labflow.space import Categorical, Integer
 
 
 POOL_DESIGNS = ("rank", "snap")

@@ -55,7 +55,7 @@ import torch
 from scipy.stats import qmc
 
 from labflow.errors import PlannerError, SpaceError
-from labflow.objectives import Objective, OutcomeConstraint
+from labflow.objectives import OutcomeConstraint
 from labflow.planners import _acquisition as acqf
 from labflow.planners import _models as models
 from labflow.planners.base import Planner

@@ -11,7 +11,7 @@ from botorch.exceptions import ModelFittingError
 
 from labflow.objectives import Objective
 from labflow.planners import BayesianPlanner, SobolPlanner, make_planner
-from labflow.records import Candidate, Observation, Status
+from labflow.records import Observation, Status
 from labflow.space import Real, Space
 
 FAST = {"num_restarts": 2, "raw_samples": 64, "mc_samples": 64}

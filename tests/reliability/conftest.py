@@ -4,9 +4,7 @@ the default run keeps every named crash point once and a few seeded random kills
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import pytest
 
 HERE = Path(__file__).parent

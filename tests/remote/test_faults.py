@@ -13,7 +13,7 @@ from labflow.campaign import Campaign, LocalExecutor, StationRunner
 from labflow.planners import make_planner
 from labflow.remote.protocol import decode, encode, make_request
 
-from .helpers import CONFIGS, ServerProcess, pc_config, recipe_on, remote_lab, wait_for, write_yaml
+from .helpers import ServerProcess, pc_config, recipe_on, remote_lab, wait_for, write_yaml
 
 HEARTBEAT = 0.25
 
