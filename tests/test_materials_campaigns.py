@@ -302,6 +302,22 @@ def test_a_simulation_station_never_idles_while_a_target_fidelity_candidate_wait
     assert cost["total"] == pytest.approx(exp["cost"].sum()) and cost["total"] <= 200
 
 
+def test_with_idle_stations_worth_a_free_simulation_station_gets_work_only_where_the_handover_rule_prefers_simulation(tmp_path):
+    recipe = fast(load_recipe(RECIPES / "multifidelity.yaml"))
+    spec = recipe.to_dict()["planner"]
+    spec["options"] = {**spec["options"], "idle_stations": "worth"}
+    recipe = recipe.replace(planner=spec, budget={"experiments": 20, "cost": 120})
+    rec = read_campaign(run(recipe, tmp_path).path)
+    decisions = [json.loads(d) for d in rec.suggestions["decision"]]
+    given = [d for d in decisions if d.get("fidelity_given")]
+    assert given, "no free simulation station was ever offered work"
+    for d in given:  # each one the planner kept is where simulation tells most about the target per unit cost
+        assert d["fidelity_given"] == "simulation"
+        for info in d.get("information_per_cost", []):
+            assert max(info, key=info.get) == "simulation", info
+    assert rec.summary()["cost"]["total"] <= 120
+
+
 def test_a_failing_model_falls_back_and_the_record_says_so(tmp_path, monkeypatch):
     from labflow.planners.bayesian import BayesianPlanner
 

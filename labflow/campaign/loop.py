@@ -10,7 +10,8 @@ resuming from a ledger (:mod:`~labflow.campaign.resume`) and the record
 is the executor's business (:mod:`labflow.executors`); the loop only submits and collects.
 
 One experiment is in flight per station. In a multi-fidelity campaign whose planner has
-``idle_stations="fill"``, a free station is kept busy while the queued candidates wait for stations
+``idle_stations="fill"`` (or ``"worth"``, where its hand-over rule says the free station's fidelity is
+worth its cost), a free station is kept busy while the queued candidates wait for stations
 of another fidelity: the planner is asked for one at the free station's fidelity (decision 0009). With a journal every decision is ledgered, fsynced,
 before it is acted on: a suggestion before its candidates run, ``started`` before a run begins,
 ``finished`` before the planner is told.
@@ -282,7 +283,7 @@ class Campaign:
         param = self.routing.route_parameter
         if param is None or getattr(self.planner, "fidelity_parameter", None) != param:
             return None  # single-fidelity campaigns, and planners that choose no fidelity, ask as before
-        if getattr(self.planner, "idle_stations", "wait") != "fill":
+        if getattr(self.planner, "idle_stations", "wait") not in ("fill", "worth"):
             return None  # the planner's choice (multi-fidelity option idle_stations): wait for the queued candidates' stations
         queued = {str(c.params.get(param)) for c in self.queue}
         for runner in self._free:
@@ -334,6 +335,8 @@ class Campaign:
         latency = time.perf_counter() - t0
         now = self.now()
         index = -1
+        if not candidates and fidelity is not None:
+            return candidates  # the planner declined to fill an idle station (idle_stations="worth"): nothing to record
         if getattr(self.journal, "records_suggestions", True):
             state = self.planner.state_summary()
             state["last_decision"] = self.proposer.decision(candidates)

@@ -90,8 +90,12 @@ class MultiFidelityPlanner(BayesianPlanner):
     idle_stations:
         ``"wait"`` (default): a free station waits while the queued candidates need stations of
         another fidelity. ``"fill"``: the campaign asks this planner for a candidate at the free
-        station's fidelity, so no station idles (decision 0009). Opt-in until a 10-seed cost
-        benchmark shows that filling pays off: with it, the cost goes mostly to cheap fidelities.
+        station's fidelity, so no station idles (decision 0009); over 10 seeds this spent the
+        budget on cheap fidelities and reached the target later. ``"worth"`` (hand-over only): the
+        campaign asks as with ``fill``, but the planner proposes for the free station only where
+        its own hand-over rule would choose that fidelity at the chosen point (the measurement
+        tells more about the target per unit cost than one at the target fidelity would); else
+        it proposes nothing and the station waits.
     **kwargs:
         Passed to :class:`BayesianPlanner` (``n_initial``, ``num_restarts``, ``raw_samples``, ...).
     """
@@ -132,8 +136,11 @@ class MultiFidelityPlanner(BayesianPlanner):
             raise ValueError("acquisition must be 'cwei' (cost-weighted improvement), 'kg' (knowledge gradient) or "
                              f"'handover' (where by improvement at the target, which fidelity by information per cost), got {acquisition!r}")
         self.num_fantasies = int(num_fantasies)
-        if idle_stations not in ("wait", "fill"):
-            raise ValueError(f"idle_stations must be 'wait' or 'fill' (keep free stations of other fidelities busy), got {idle_stations!r}")
+        if idle_stations not in ("wait", "fill", "worth"):
+            raise ValueError("idle_stations must be 'wait', 'fill' (keep free stations of other fidelities busy) or 'worth' "
+                             f"(only when the hand-over rule would choose their fidelity), got {idle_stations!r}")
+        if idle_stations == "worth" and acquisition != "handover":
+            raise ValueError(f"idle_stations='worth' weighs fidelities by the hand-over rule: it needs acquisition='handover', got {acquisition!r}")
         self.idle_stations = idle_stations
         # positions on the model's fidelity axis: target at 1, others evenly spaced by cost
         others = [f for f in by_cost if f.name != self.target]
@@ -257,7 +264,21 @@ class MultiFidelityPlanner(BayesianPlanner):
             wrong = [c for c in asked if c.params[self.fidelity_parameter] != fidelity]
             if wrong:  # every path above keeps to the given fidelity; a candidate elsewhere would be routed to the wrong station
                 raise RuntimeError(f"asked for fidelity {fidelity!r}, proposed {[c.params[self.fidelity_parameter] for c in wrong]}")
+            if self.idle_stations == "worth":
+                asked = self._worth_their_cost(asked, fidelity)
         return asked
+
+    def _worth_their_cost(self, asked: list[Candidate], fidelity: str) -> list[Candidate]:
+        """``idle_stations="worth"``: of the candidates asked at the given ``fidelity``, those where the
+        hand-over rule itself would have chosen it (its information per cost about the target there is
+        the highest). Designs and fallbacks carry no such measure and are kept."""
+        per_point = self.last_decision.get("information_per_cost")
+        if not per_point or len(per_point) != len(asked):
+            return asked
+        kept = [c for c, info in zip(asked, per_point) if max(info, key=info.get) == fidelity]
+        if len(kept) < len(asked):
+            self.last_decision = {**self.last_decision, "declined_for_idle_station": len(asked) - len(kept)}
+        return kept
 
     _given: str | None = None  # the fidelity given to the ask in progress (None: the planner chooses)
 

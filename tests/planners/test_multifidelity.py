@@ -129,3 +129,22 @@ def test_a_fallback_for_a_free_station_keeps_to_its_fidelity(space, monkeypatch)
     got = planner.ask(2, fidelity="experiment")  # the fallback would take the cheapest fidelity
     assert planner.last_generator == "fallback"
     assert [c.params["fidelity"] for c in got] == ["experiment", "experiment"]
+
+
+def test_idle_stations_worth_needs_the_handover_rule(space):
+    with pytest.raises(ValueError, match="needs acquisition='handover'"):
+        MultiFidelityPlanner(space, Objective("y"), fidelities=FIDELITIES, acquisition="cwei", idle_stations="worth")
+
+
+def test_idle_stations_worth_proposes_for_a_free_station_only_where_its_fidelity_is_worth_the_cost(space):
+    planner = MultiFidelityPlanner(space, Objective("y"), seed=0, fidelities=FIDELITIES, acquisition="handover",
+                                   idle_stations="worth", n_initial=4, **LIGHT)
+    planner.observe(measure(planner.suggest(4)))
+    for _ in range(6):
+        asked = planner.ask(1, fidelity="simulation")
+        info = planner.last_decision["information_per_cost"][0]
+        prefers_simulation = max(info, key=info.get) == "simulation"
+        assert bool(asked) == prefers_simulation, info
+        assert planner.last_decision.get("declined_for_idle_station", 0) == (0 if asked else 1)
+        nxt = planner.suggest(1)  # the planner's own choice moves the campaign on
+        planner.observe(measure(nxt))
