@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -147,7 +148,7 @@ def main() -> None:
         rows += part
         cols = ["feasibility_gp", *[f"seed_{s}" for s in args.seeds], "mean", "out_of"]
         tables.append("## Failures after the initial design (out of 16), with and without the feasibility GP\n\n" + markdown_table(part, cols))
-    command = "python benchmarks/model_choices.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/model_choices.py " + shlex.join(sys.argv[1:])
     write_results("model_choices", {"d": D, "threads": THREADS, "repeats": args.repeats, "rows": rows}, "\n\n".join(tables), command.strip(),
                   note="Timings on the shared 2-core development machine while other work ran (see the load average): "
                        "compare the columns of one table, measured side by side, not the absolute seconds.")

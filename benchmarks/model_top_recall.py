@@ -13,6 +13,7 @@ can make up for a model that ranks them poorly.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -74,7 +75,7 @@ def main() -> None:
             print(rows[-1], file=sys.stderr)
     table = markdown_table(rows, ["dataset", "n_random_rows", "model", "reps", "spearman", "good_in_model_top", "good_left_in_pool"])
     write_results(f"model_top_recall_{args.dataset}", {"rows": rows}, table,
-                  command="python benchmarks/model_top_recall.py " + " ".join(sys.argv[1:]))
+                  command="python benchmarks/model_top_recall.py " + shlex.join(sys.argv[1:]))
 
 
 if __name__ == "__main__":

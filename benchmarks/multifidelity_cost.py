@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -110,7 +111,7 @@ def main() -> None:
             f"{sum(by_seed[('multifidelity', r['seed'])] < r['cost_to_target'] for r in mine)}/{len(mine)}",
         })
     columns = list(rows[0])
-    command = "python benchmarks/multifidelity_cost.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/multifidelity_cost.py " + shlex.join(sys.argv[1:])
     write_results("multifidelity_cost", {"args": vars(args), "rows": rows, "cells": results, "seconds": time.perf_counter() - t0},
                   markdown_table(rows, columns), command.strip())
 

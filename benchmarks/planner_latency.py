@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -293,7 +294,7 @@ def main() -> None:
             rows = run_mixed_one(mode, int(seed), args.budget)
         Path(args.worker_out).write_text(json.dumps(rows))
         return
-    command = "python benchmarks/planner_latency.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/planner_latency.py " + shlex.join(sys.argv[1:])
     if args.experiment == "latency":
         if args.jobs > 1:
             names = [n for n in planners() if not args.planners or n in args.planners]

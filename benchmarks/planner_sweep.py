@@ -23,6 +23,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -203,7 +204,7 @@ def main() -> None:
         name = f"{out.relative_to(RESULTS) if out.resolve().is_relative_to(RESULTS) else out.name}/summary"
         write_results(name, {"rows": rows, "gmean": gm, "configs": {c: CONFIGS[c] for c in gm}},
                       "Median experiments to the first top-5% row / to 80% of them; AF = exact random median / median.\n\n"
-                      + table, command="python benchmarks/planner_sweep.py " + " ".join(sys.argv[1:]))
+                      + table, command="python benchmarks/planner_sweep.py " + shlex.join(sys.argv[1:]))
         return
     done = {}
     if journal.exists():
@@ -232,7 +233,7 @@ def main() -> None:
     payload = {"rows": rows, "gmean": gm, "configs": {n: configs[n] for n in names}}
     name = f"{out.relative_to(RESULTS) if out.resolve().is_relative_to(RESULTS) else out.name}/sweep_{'_'.join(names)[:80]}"
     write_results(name, payload, "Median experiments to the first top-5% row / to 80% of them (AF = exact random median / "
-                  "median).\n\n" + table, command="python benchmarks/planner_sweep.py " + " ".join(sys.argv[1:]))
+                  "median).\n\n" + table, command="python benchmarks/planner_sweep.py " + shlex.join(sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import shlex
 import sys
 import tempfile
 import time
@@ -195,7 +196,7 @@ def main() -> None:
             rows.append(row)
     columns = ["recipe", "arm", "seeds", "target", "median best", *[f"median HV after {k}" for k in checkpoints],
                "median sample faults", "mean s per campaign"]
-    command = "python benchmarks/recipes_vs_sobol.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/recipes_vs_sobol.py " + shlex.join(sys.argv[1:])
     write_results("recipes_vs_sobol", {"args": vars(args), "rows": rows, "cells": results, "seconds": time.perf_counter() - t0},
                   markdown_table(rows, columns), command.strip())
 

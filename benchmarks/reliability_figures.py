@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import signal
+import shlex
 import sys
 import tempfile
 import time
@@ -141,7 +142,7 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _common import environment, portable
 
-    figures = portable({**figures, "command": "python benchmarks/reliability_figures.py " + " ".join(sys.argv[1:]),
+    figures = portable({**figures, "command": "python benchmarks/reliability_figures.py " + shlex.join(sys.argv[1:]),
                         "environment": environment()})
     text = json.dumps(figures, indent=2, default=str)
     print(text)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -83,7 +84,7 @@ def main() -> None:
                          "s_per_step": med, "ratio_to_0.1": med / base})
     table = markdown_table(rows, ["mode", "arm", "n", "d", "steps", "reps", "s_per_step", "ratio_to_0.1"])
     write_results("suggestion_speed", {"rows": rows, "threads": THREADS}, table,
-                  command="python benchmarks/suggestion_speed.py " + " ".join(sys.argv[1:]))
+                  command="python benchmarks/suggestion_speed.py " + shlex.join(sys.argv[1:]))
 
 
 if __name__ == "__main__":
