@@ -1,0 +1,142 @@
+"""The Prefect UI as a third way to act: while a campaign runs as a Prefect flow, each suggestion
+that waits for approval is a paused flow run with a form; submitting the form (what the UI's
+Resume button does: ``resume_flow_run(id, run_input=...)``) is an act like ``labflow approve``.
+
+These tests run a real Prefect server (the session's ``prefect_server``) and find the forms
+through Prefect's client, as the UI does."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from labflow.executors.prefect_forms import FORM_TAG, campaign_tag, form_model, form_run_name, shown_values
+from labflow.space import Categorical, Integer, Real, Space
+from labflow.store.inbox import new_act
+from labflow.store.provenance import read_campaign
+from people_helpers import RunningCampaign, wait_for
+
+LAB = """
+name: furnace-lab
+kind: simulated
+stations: 1
+landscape: {name: materials}
+durations: {set: 5 s, synthesize: 20 min, measure: 5 min}
+time_scale: 0
+"""
+
+RECIPE = """
+name: furnace
+lab: lab.yaml
+parameters:
+  - {{name: temperature, low: 100 degC, high: 300 degC}}
+  - {{name: time, low: 1 min, high: 60 min}}
+  - {{name: dopant_fraction, low: 0, high: 1}}
+objectives:
+  - {{name: product_yield, direction: maximize, unit: percent}}
+planner: {{kind: sobol}}
+budget: {budget}
+seed: 0
+execution: {{executor: prefect, timeout: 30 s}}
+approval: {{mode: every, timeout: 2 h, on_timeout: skip}}
+"""
+
+
+def write_recipe(d: Path, budget: int) -> Path:
+    (d / "lab.yaml").write_text(textwrap.dedent(LAB))
+    p = d / "recipe.yaml"
+    p.write_text(textwrap.dedent(RECIPE.format(budget=budget)))
+    return p
+
+
+def form_runs(campaign: RunningCampaign, state: str | None = None) -> list:
+    """The campaign's form runs on the Prefect server (optionally only those in ``state``)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType, FlowRunFilterTags
+
+    campaign_id = campaign.records("campaign")[0]["campaign_id"]
+    f = FlowRunFilter(tags=FlowRunFilterTags(all_=[FORM_TAG, campaign_tag(campaign_id)]))
+    if state is not None:
+        f.state = FlowRunFilterState(type=FlowRunFilterStateType(any_=[state]))
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(flow_run_filter=f)
+
+
+def paused_form(campaign: RunningCampaign, uid: str):
+    """The paused form run of the suggestion ``uid``, once the campaign has opened it."""
+    name = form_run_name("furnace", uid)
+    return wait_for(lambda: next((r for r in form_runs(campaign, "PAUSED") if r.name == name), None), 60, f"the form run {name}")
+
+
+def submit(run, answer: dict) -> None:
+    """What the Prefect UI's Resume button does with a filled form."""
+    from prefect.flow_runs import resume_flow_run
+
+    resume_flow_run(run.id, run_input=answer)
+
+
+def test_a_waiting_suggestion_is_a_form_in_the_prefect_ui_and_the_answer_is_recorded(tmp_path, prefect_server):
+    from prefect import get_client
+
+    campaign = RunningCampaign(write_recipe(tmp_path, budget=2), tmp_path / "out")
+    seen: set[str] = set()
+    first = campaign.next_waiting(seen)
+    run = paused_form(campaign, first["uid"])
+    keyset = run.state.state_details.run_input_keyset
+    with get_client(sync_client=True) as client:
+        schema = json.loads(client.read_flow_run_input(run.id, keyset["schema"]))
+        description = json.loads(client.read_flow_run_input(run.id, keyset["description"]))
+    props = schema["properties"]
+    assert set(schema["required"]) == {"decision", "your_name"}
+    assert props["temperature"]["title"] == "temperature [degC]" and "[100, 300] degC" in props["temperature"]["description"]
+    assert props["temperature"]["default"].endswith(" degC") and props["time"]["default"].endswith(" min")
+    assert "approval: every" in description and first["uid"] in description
+
+    # A value the recipe's bounds refuse is ledgered as refused, and the suggestion gets a new form that says why.
+    submit(run, {"decision": "edit", "your_name": "alice", "comment": "", "temperature": "700 K",
+                 "time": props["time"]["default"], "dopant_fraction": props["dopant_fraction"]["default"]})
+    refused = wait_for(lambda: next((a for a in campaign.records("human") if a.get("prefect_flow_run") == str(run.id)), None), 30,
+                       "the campaign to ledger the form's answer")
+    assert (refused["act"], refused["outcome"], refused["via"], refused["who"]) == ("edit", "refused", "prefect-ui", "alice")
+    assert "outside the recipe's bounds [100, 300] degC" in refused["refusal"]
+    second_form = wait_for(lambda: next((r for r in form_runs(campaign, "PAUSED") if r.id != run.id), None), 60, "a new form")
+    with get_client(sync_client=True) as client:
+        assert "was refused: temperature = '700 K'" in json.loads(client.read_flow_run_input(second_form.id, keyset["description"]))
+
+    # An edit in another unit: converted, checked, recorded as the form's user, and what runs.
+    submit(second_form, {"decision": "approve", "your_name": "alice", "comment": "a little cooler",
+                         "temperature": "450 K", "time": props["time"]["default"], "dopant_fraction": props["dopant_fraction"]["default"]})
+    edit = wait_for(lambda: next((a for a in campaign.records("human") if a.get("prefect_flow_run") == str(second_form.id)), None), 30,
+                    "the campaign to ledger the edit")
+    assert (edit["act"], edit["outcome"], edit["who"], edit["requested"]) == ("edit", "applied", "alice", {"temperature": "450 K"})
+    assert edit["after"]["temperature"] == pytest.approx(176.85)
+
+    # The next suggestion is approved from the command line instead: its form run is cancelled, not left paused.
+    second = campaign.next_waiting(seen)
+    other = paused_form(campaign, second["uid"])
+    campaign.act(new_act("approve", target=second["uid"], who="bob", via="cli"))
+    outcome = campaign.join()
+    runs = {r.id: r for r in form_runs(campaign)}
+    assert runs[other.id].state.type.value == "CANCELLED" and "approved by bob" in runs[other.id].state.message
+    assert runs[second_form.id].state.type.value == "COMPLETED" and "edit by alice" in runs[second_form.id].state.message
+    assert not [r for r in runs.values() if r.state.type.value == "PAUSED"]
+    exp = read_campaign(outcome.path).experiments
+    assert list(exp["uid"]) == [first["uid"], second["uid"]] and exp["temperature"].iloc[0] == pytest.approx(176.85)
+    assert list(read_campaign(outcome.path).human["via"]) == ["prefect-ui", "prefect-ui", "cli"]
+
+
+def test_the_form_shows_each_parameter_with_its_unit_bounds_or_choices():
+    space = Space([Real("temperature", 100, 300, unit="degC"), Integer("layers", 1, 5), Categorical("solvent", ["dmf", "dmso"]),
+                   Real("comment", 0, 1)])
+    shown = shown_values(space, {"temperature": 250.0, "layers": 2, "solvent": "dmso", "comment": 0.25})
+    assert shown == {"temperature": "250 degC", "layers": "2", "solvent": "dmso", "comment": "0.25"}
+    model = form_model(space, shown, description="**why**")
+    schema = model.model_json_schema()
+    assert schema["properties"]["solvent"]["enum"] == ["dmf", "dmso"] and schema["properties"]["solvent"]["default"] == "dmso"
+    assert "a whole number" in schema["properties"]["layers"]["description"]
+    assert schema["properties"]["comment_value"]["title"] == "comment"  # a parameter named like a form field keeps its own
+    assert schema["properties"]["decision"]["enum"] == ["approve", "edit", "reject"]
+    assert model._description == "**why**"
