@@ -120,9 +120,12 @@ def test_a_waiting_suggestion_is_a_form_in_the_prefect_ui_and_the_answer_is_reco
     campaign.act(new_act("approve", target=second["uid"], who="bob", via="cli"))
     outcome = campaign.join()
     runs = {r.id: r for r in form_runs(campaign)}
-    assert runs[other.id].state.type.value == "CANCELLED" and "approved by bob" in runs[other.id].state.message
+    assert runs[other.id].state.type.value == "CANCELLED" and runs[other.id].state.message == "approve by bob via cli"
     assert runs[second_form.id].state.type.value == "COMPLETED" and "edit by alice" in runs[second_form.id].state.message
     assert not [r for r in runs.values() if r.state.type.value == "PAUSED"]
+    with get_client(sync_client=True) as client:  # each form is a subflow run of the campaign's flow run, where the UI lists it
+        parents = {client.read_task_run(r.parent_task_run_id).flow_run_id for r in runs.values()}
+        assert [client.read_flow_run(p).name for p in parents] == [outcome.path.stem]
     exp = read_campaign(outcome.path).experiments
     assert list(exp["uid"]) == [first["uid"], second["uid"]] and exp["temperature"].iloc[0] == pytest.approx(176.85)
     assert list(read_campaign(outcome.path).human["via"]) == ["prefect-ui", "prefect-ui", "cli"]
@@ -140,3 +143,77 @@ def test_the_form_shows_each_parameter_with_its_unit_bounds_or_choices():
     assert schema["properties"]["comment_value"]["title"] == "comment"  # a parameter named like a form field keeps its own
     assert schema["properties"]["decision"]["enum"] == ["approve", "edit", "reject"]
     assert model._description == "**why**"
+
+
+@pytest.mark.slow
+def test_a_rejection_in_the_form_needs_a_reason_and_the_rejected_point_never_runs(tmp_path, prefect_server):
+    campaign = RunningCampaign(write_recipe(tmp_path, budget=1), tmp_path / "out")
+    seen: set[str] = set()
+    first = campaign.next_waiting(seen)
+    run = paused_form(campaign, first["uid"])
+    assert run.state.state_details.pause_timeout is not None  # the UI shows when the suggestion will be skipped (on_timeout: skip)
+    submit(run, {"decision": "reject", "your_name": "bob", "comment": ""})  # no reason: nothing is posted, a new form says why
+    again = wait_for(lambda: next((r for r in form_runs(campaign, "PAUSED") if r.id != run.id), None), 60, "a new form")
+    assert campaign.records("human") == []
+    submit(again, {"decision": "reject", "your_name": "bob", "comment": "precursor hazard"})
+    rejected = wait_for(lambda: next(iter(campaign.records("human")), None), 30, "the rejection")
+    assert (rejected["act"], rejected["outcome"], rejected["who"], rejected["comment"]) == ("reject", "applied", "bob", "precursor hazard")
+    second = campaign.next_waiting(seen)
+    submit(paused_form(campaign, second["uid"]), {"decision": "approve", "your_name": "bob", "comment": ""})
+    outcome = campaign.join()
+    ended = {r.id: r for r in form_runs(campaign)}
+    assert ended[run.id].state.type.value == "COMPLETED" and "nothing was posted" in ended[run.id].state.message
+    assert not [r for r in ended.values() if r.state.type.value == "PAUSED"]
+    assert list(read_campaign(outcome.path).experiments["uid"]) == [second["uid"]]  # the rejected point never ran
+
+
+@pytest.mark.slow
+def test_a_suggestion_whose_approval_times_out_has_its_form_cancelled_with_the_reason(tmp_path, prefect_server):
+    recipe = write_recipe(tmp_path, budget=1)
+    recipe.write_text(recipe.read_text().replace("{mode: every, timeout: 2 h, on_timeout: skip}", "{mode: {first: 1}, timeout: 3 s, on_timeout: skip}"))
+    campaign = RunningCampaign(recipe, tmp_path / "out")
+    first = campaign.next_waiting(set())
+    run = paused_form(campaign, first["uid"])
+    outcome = campaign.join()
+    (ended,) = form_runs(campaign)
+    assert ended.id == run.id and ended.state.type.value == "CANCELLED" and ended.state.message.startswith("the approval timed out")
+    assert first["uid"] not in set(read_campaign(outcome.path).experiments["uid"])
+
+
+@pytest.mark.slow
+def test_a_form_answered_while_the_campaign_was_killed_is_applied_on_resume_and_never_asked_twice(tmp_path, prefect_server):
+    import os
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+
+    recipe = write_recipe(tmp_path, budget=1)
+    out = tmp_path / "out"
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_HOME": str(tmp_path / "prefect-home"), "DO_NOT_TRACK": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "labflow.cli", "run", str(recipe), "--out", str(out), "--quiet"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        from labflow.store.campaign_dir import CampaignDir
+        from people_helpers import _has_header
+
+        cdir = wait_for(lambda: next((CampaignDir(d) for d in out.glob("*.labflow") if _has_header(d / "ledger.lfl")), None), 120,
+                        "the campaign directory")
+        watcher = RunningCampaign.__new__(RunningCampaign)  # only to read the ledger and find forms
+        watcher.cdir = cdir
+        first = watcher.next_waiting(set())
+        run = paused_form(watcher, first["uid"])
+    finally:
+        proc.kill()  # SIGKILL: no form is cancelled, nothing is cleaned up
+        proc.wait(30)
+    assert proc.returncode == -9
+    submit(run, {"decision": "approve", "your_name": "carol", "comment": "answered while the campaign was down"})
+    resumed = RunningCampaign(recipe, out, resume=True)
+    act = wait_for(lambda: resumed.error or next(iter(resumed.records("human")), None), 60, "the answer to be applied on resume")
+    assert resumed.error is None, resumed.error
+    assert (act["act"], act["outcome"], act["who"], act["via"]) == ("approve", "applied", "carol", "prefect-ui")
+    outcome = resumed.join()
+    assert list(read_campaign(outcome.path).experiments["uid"]) == [first["uid"]]
+    forms = form_runs(resumed)
+    assert [r.id for r in forms] == [run.id]  # no second form was opened for the suggestion
+    assert forms[0].state.type.value == "COMPLETED" and "approve by carol" in forms[0].state.message

@@ -65,6 +65,9 @@ PAUSE_KEY = "approval"
 VIA = "prefect-ui"
 """The ``via`` of an act given in the Prefect UI."""
 CONTROL_FIELDS = ("decision", "your_name", "comment")
+EXPIRY_MARGIN_S = 60.0
+"""Seconds after a suggestion's deadline (``on_timeout: skip``) at which Prefect fails its form run
+if nobody ended it: the campaign ends it first, unless the campaign died."""
 
 
 def campaign_tag(campaign_id: str) -> str:
@@ -89,6 +92,15 @@ def _form_flow() -> Any:
         raise RuntimeError("labflow-approval runs are opened by a running campaign (labflow.executors.prefect_forms), not called")
 
     return Flow(fn=labflow_approval, name=FORM_FLOW, description="A campaign's suggestion waiting for a person's approval")
+
+
+@functools.cache
+def _tracking_task() -> Any:
+    """The task whose runs stand for form runs in the campaign's flow run (as Prefect tracks a subflow)."""
+    from prefect import Task
+
+    flow = _form_flow()
+    return Task(fn=flow.fn, name=FORM_FLOW)
 
 
 def _text(value: Any, unit: str) -> str:
@@ -150,7 +162,7 @@ class _Form:
     keyset: dict[str, str]
     shown: dict[str, str]  # parameter -> prefilled text
     model: type[Any] | None = None
-    note: str = ""
+    task_run_id: UUID | None = None  # its task run in the campaign's flow run (the UI lists it there as a subflow run)
 
 
 @dataclass
@@ -274,20 +286,22 @@ class ApprovalForms:
             self._open(client, uid, record, note)
 
     def _settled(self, uid: str) -> str:
-        who = self.people.approved_by.get(uid)
-        if who is not None:
-            return f"approved by {who} (outside this form)"
-        if uid in self.people.rejected:
-            return "rejected or timed out (outside this form)"
-        return "no longer waits for approval"
+        """How the suggestion ``uid`` was settled, from the campaign's ledger (for the form run's message)."""
+        acts = [a for a in self._human_acts() if a.get("target") == uid and a.get("outcome") == "applied"]
+        if not acts:
+            return "no longer waits for approval"
+        act = acts[-1]
+        if act.get("act") == "expire":
+            return f"the approval timed out ({act.get('comment', '')})"
+        return f"{act.get('act')} by {act.get('who')} via {act.get('via') or 'cli'}"
 
     def _refusal(self, act_id: str) -> str:
+        return next((str(a.get("refusal") or "") for a in self._human_acts() if a.get("id") == act_id), "") or "see the campaign's log"
+
+    def _human_acts(self) -> list[dict[str, Any]]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", TornTailWarning)  # the campaign may be appending right now
-            for r in read_records(self.cdir / "ledger.lfl"):
-                if r.get("k") == "human" and r.get("id") == act_id:
-                    return str(r.get("refusal") or "see the campaign's log")
-        return "see the campaign's log"
+            return [r for r in read_records(self.cdir / "ledger.lfl") if r.get("k") == "human"]
 
     # -- opening, answering, ending ---------------------------------------------------------------
     def _open(self, client: Any, uid: str, record: Mapping[str, Any], note: str = "") -> None:
@@ -299,9 +313,18 @@ class ApprovalForms:
         skips = record.get("on_timeout") == "skip" and deadline is not None
         expires = _dt.datetime.fromtimestamp(float(deadline), _dt.timezone.utc) if skips else None
         model = form_model(self.space, shown, description=self._describe(uid, record, shown, expires, note))
-        run = client.create_flow_run(_form_flow(), name=form_run_name(self.campaign, uid), tags=[FORM_TAG, campaign_tag(self.campaign_id)],
-                                     parameters={"campaign": self.campaign, "experiment": uid, "values": shown}, state=Running())
-        paused = Paused(pause_expiration_time=expires, pause_key=PAUSE_KEY)
+        name = form_run_name(self.campaign, uid)
+        tracking = None
+        if self._parent is not None:  # the form is a subflow run of the campaign's flow run, as Prefect files a subflow
+            tracking = client.create_task_run(_tracking_task(), flow_run_id=self._parent, dynamic_key=f"{uid}-{self.opened}", name=name,
+                                              state=Running())
+        run = client.create_flow_run(_form_flow(), name=name, tags=[FORM_TAG, campaign_tag(self.campaign_id)],
+                                     parameters={"campaign": self.campaign, "experiment": uid, "values": shown}, state=Running(),
+                                     parent_task_run_id=tracking.id if tracking is not None else None)
+        # The campaign's clock skips the suggestion at its deadline and cancels this form; Prefect's own
+        # pause timeout, a little later, only fails the forms of a campaign that died and was not resumed.
+        late = expires + _dt.timedelta(seconds=EXPIRY_MARGIN_S) if expires is not None else None
+        paused = Paused(pause_expiration_time=late, pause_key=PAUSE_KEY)
         keyset = keyset_from_paused_state(paused)
         paused.state_details.run_input_keyset = keyset
         result = client.set_flow_run_state(run.id, paused)
@@ -310,7 +333,8 @@ class ApprovalForms:
         # The form's schema and description, after the pause (Prefect clears a pause key's inputs when
         # it pauses, as pause_flow_run also saves them after pausing): the UI shows the form from now on.
         model.save(keyset, flow_run_id=run.id, _sync=True)
-        self.forms[uid] = _Form(uid=uid, run_id=run.id, keyset=keyset, shown=shown, model=model, note=note)
+        self.forms[uid] = _Form(uid=uid, run_id=run.id, keyset=keyset, shown=shown, model=model,
+                                task_run_id=tracking.id if tracking is not None else None)
         self.opened += 1
         log.info("approval form for %s: Prefect flow run %s (%s)", uid[:8], form_run_name(self.campaign, uid), run.id)
 
@@ -372,6 +396,8 @@ class ApprovalForms:
         else:
             message = self._post(form, answer)
         client.set_flow_run_state(form.run_id, Completed(message=message), force=True)
+        if form.task_run_id is not None:
+            client.set_task_run_state(form.task_run_id, Completed(message=message), force=True)
 
     def _post(self, form: _Form, answer: Any) -> str:
         """Post the form's answer to the campaign's inbox; returns what the form run says it did.
@@ -403,6 +429,8 @@ class ApprovalForms:
         from prefect.states import Cancelled
 
         client.set_flow_run_state(form.run_id, Cancelled(message=reason))
+        if form.task_run_id is not None:
+            client.set_task_run_state(form.task_run_id, Cancelled(message=reason), force=True)
         self.forms.pop(form.uid, None)
         answer = self._answer_of(client, form)
         if answer is not None:
@@ -412,6 +440,7 @@ class ApprovalForms:
         """Take over the form runs a previous process of this campaign left open (it was killed)."""
         from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType, FlowRunFilterTags
         from prefect.client.schemas.objects import StateType
+        from prefect.input.run_input import keyset_from_base_key
 
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
             tags=FlowRunFilterTags(all_=[FORM_TAG, campaign_tag(self.campaign_id)]),
@@ -419,14 +448,16 @@ class ApprovalForms:
         waiting = self.people.waiting.copy()
         for run in sorted(runs, key=lambda r: r.created or _dt.datetime.min.replace(tzinfo=_dt.timezone.utc)):
             uid = str((run.parameters or {}).get("experiment", ""))
-            keyset = (run.state.state_details.run_input_keyset if run.state is not None else None) or {}
-            if not uid or not keyset:
+            if not uid or run.state is None:
                 continue
+            # a resumed (answered) run's state no longer holds the keyset: every form pauses under PAUSE_KEY
+            keyset = run.state.state_details.run_input_keyset or keyset_from_base_key(f"paused-{PAUSE_KEY}")
             record = waiting.get(uid)
             shown = {str(k): str(v) for k, v in dict((run.parameters or {}).get("values") or {}).items()}
             if set(shown) != set(self.space.names):
                 continue  # not a form of this recipe's parameters
-            form = _Form(uid=uid, run_id=run.id, keyset=dict(keyset), shown=shown, model=form_model(self.space, shown, description=""))
+            form = _Form(uid=uid, run_id=run.id, keyset=dict(keyset), shown=shown, model=form_model(self.space, shown, description=""),
+                         task_run_id=run.parent_task_run_id)
             if run.state.is_running():  # answered while the campaign was not running
                 self._answered(client, form)
             elif record is None or uid in self.forms:
