@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from labflow.campaign.human import PeopleInTheLoop
     from labflow.campaign.state import CampaignState
 
-__all__ = ["FORM_FLOW", "FORM_TAG", "ApprovalForms", "campaign_tag", "form_model", "form_run_name"]
+__all__ = ["FORM_FLOW", "FORM_TAG", "ApprovalForms", "campaign_tag", "form_model", "form_run_name", "shown_values"]
 
 log = logging.getLogger("labflow.prefect_forms")
 
