@@ -270,6 +270,8 @@ class ApprovalForms:
         """One look: answers submitted, suggestions settled elsewhere, new suggestions waiting."""
         self._collect(client)
         waiting = self.people.waiting.copy()  # a dict copy is one step under the GIL: safe beside the loop's thread
+        for uid in [u for u, p in self.posted.items() if u not in waiting and p.act_id in self.people.applied]:
+            del self.posted[uid]  # ledgered, and settled
         for uid, form in list(self.forms.items()):
             if uid not in waiting:
                 self._end(client, form, self._settled(uid))
@@ -366,9 +368,13 @@ class ApprovalForms:
                 continue
             if run.state.is_running():
                 self._answered(client, form)
-            else:  # someone ended it by hand in the UI: open a new one next round
+            else:  # ended outside labflow (cancelled by hand in the UI, or its pause expired): a new one opens next round
+                from prefect.states import Cancelled
+
                 log.warning("the approval form of %s (flow run %s) was set %s outside labflow; a new form is opened",
                             form.uid[:8], run.id, run.state.type.value)
+                if form.task_run_id is not None:
+                    client.set_task_run_state(form.task_run_id, Cancelled(message=f"its form run was set {run.state.type.value}"), force=True)
                 self.forms.pop(form.uid, None)
 
     def _answer_of(self, client: Any, form: _Form) -> Any | None:
@@ -389,15 +395,14 @@ class ApprovalForms:
     def _answered(self, client: Any, form: _Form) -> None:
         from prefect.states import Completed
 
+        # Any step may fail (the server, the disk): the form then stays open here and the next round
+        # repeats them; the act's id is the form run's, so the campaign applies it once however often it is posted.
         answer = self._answer_of(client, form)
-        self.forms.pop(form.uid, None)
-        if answer is None:
-            message = "resumed without an answer; a new form is opened"
-        else:
-            message = self._post(form, answer)
+        message = "resumed without an answer; a new form is opened" if answer is None else self._post(form, answer)
         client.set_flow_run_state(form.run_id, Completed(message=message), force=True)
         if form.task_run_id is not None:
             client.set_task_run_state(form.task_run_id, Completed(message=message), force=True)
+        self.forms.pop(form.uid, None)
 
     def _post(self, form: _Form, answer: Any) -> str:
         """Post the form's answer to the campaign's inbox; returns what the form run says it did.
@@ -416,6 +421,7 @@ class ApprovalForms:
             decision = "edit"  # the values a person changed are what runs, never the ones they corrected
         act = new_act(decision, target=form.uid, who=who, after=changed if decision == "edit" else {}, comment=comment, via=VIA,
                       prefect_flow_run=str(form.run_id))
+        act["id"] = str(form.run_id)  # one answer per form run: posted again (a retry, a resumed campaign), it is applied once
         post_act(self.cdir, act)
         summary = f"{decision} by {who}" + (f": {changed}" if decision == "edit" else "")
         self.posted[form.uid] = _Posted(act_id=act["id"], summary=summary, run_id=form.run_id)
@@ -431,10 +437,10 @@ class ApprovalForms:
         client.set_flow_run_state(form.run_id, Cancelled(message=reason))
         if form.task_run_id is not None:
             client.set_task_run_state(form.task_run_id, Cancelled(message=reason), force=True)
-        self.forms.pop(form.uid, None)
         answer = self._answer_of(client, form)
         if answer is not None:
             self._post(form, answer)
+        self.forms.pop(form.uid, None)
 
     def _adopt(self, client: Any) -> None:
         """Take over the form runs a previous process of this campaign left open (it was killed)."""
