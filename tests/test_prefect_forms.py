@@ -218,3 +218,68 @@ def test_a_form_answered_while_the_campaign_was_killed_is_applied_on_resume_and_
     forms = form_runs(resumed)
     assert [r.id for r in forms] == [run.id]  # no second form was opened for the suggestion
     assert forms[0].state.type.value == "COMPLETED" and "approve by carol" in forms[0].state.message
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.slow
+def test_a_person_answers_the_form_in_the_prefect_ui_in_a_real_browser(tmp_path):
+    """Prefect's own UI (``prefect server start``) in headless chromium: the paused form run's
+    Resume button opens the form; choosing approve with a changed temperature records an edit."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no chromium at {CHROMIUM} (Debian package 'chromium'): the Prefect UI test needs a browser")
+    import subprocess
+    import sys
+
+    from playwright.sync_api import sync_playwright
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from labflow.store.campaign_dir import CampaignDir
+    from labflow.testing.prefect import PrefectServer
+    from people_helpers import _has_header
+
+    recipe, out = write_recipe(tmp_path, budget=1), tmp_path / "out"
+    with PrefectServer(tmp_path / "prefect", ui=True) as server, temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        proc = subprocess.Popen([sys.executable, "-m", "labflow.cli", "run", str(recipe), "--out", str(out), "--quiet"],
+                                env=server.env(PREFECT_HOME=str(tmp_path / "client-home")), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            watcher = RunningCampaign.__new__(RunningCampaign)  # only to read the ledger and find forms
+            watcher.cdir = wait_for(lambda: next((CampaignDir(d) for d in out.glob("*.labflow") if _has_header(d / "ledger.lfl")), None),
+                                    120, "the campaign directory")
+            first = watcher.next_waiting(set())
+            run = paused_form(watcher, first["uid"])
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+                try:
+                    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+                    page.goto(f"http://127.0.0.1:{server.port}/runs/flow-run/{run.id}")
+                    page.get_by_role("button", name="Resume").first.click()
+                    form = page.get_by_role("dialog")
+                    form.get_by_text(f"Experiment id: {first['uid']}").wait_for()  # the description above the form
+                    assert "Why it waits: every suggestion is approved (approval: every)." in form.inner_text()
+                    decision = form.locator(".p-select-button__control").first
+                    decision.focus()
+                    decision.press("ArrowDown")  # opens the choices
+                    assert [o.inner_text() for o in page.get_by_role("option").all()] == ["approve", "edit", "reject"]
+                    page.get_by_role("option", name="approve", exact=True).click()
+                    fields = form.locator("textarea")  # your name, comment, then the parameters in the recipe's order
+                    fields.nth(0).fill("dana")
+                    fields.nth(1).fill("a little cooler")
+                    assert fields.nth(2).input_value().endswith(" degC")
+                    fields.nth(2).fill("450 K")
+                    form.get_by_role("button", name="Submit").click()
+                    form.wait_for(state="hidden")  # the UI closes the form once Prefect accepted it
+                finally:
+                    browser.close()
+            act = wait_for(lambda: next(iter(watcher.records("human")), None), 60, "the campaign to ledger the form's answer")
+            assert proc.wait(120) == 0, proc.stderr.read().decode()[-2000:]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+        assert (act["act"], act["outcome"], act["who"], act["via"], act["requested"]) == ("edit", "applied", "dana", "prefect-ui",
+                                                                                          {"temperature": "450 K"})
+        assert act["after"]["temperature"] == pytest.approx(176.85)
+        (ended,) = form_runs(watcher)
+        assert ended.state.type.value == "COMPLETED" and "edit by dana" in ended.state.message
