@@ -283,8 +283,11 @@ class ApprovalForms:
             if posted is not None:
                 if posted.act_id not in self.people.applied:
                     continue  # the campaign has not ledgered the act yet
+                ledgered = next((a for a in self._human_acts() if a.get("id") == posted.act_id), None)
+                if ledgered is None or ledgered.get("outcome") != "refused":
+                    continue  # applied: the suggestion leaves ``waiting`` in a moment
                 del self.posted[uid]
-                note = f"The previous answer ({posted.summary}) was refused: {self._refusal(posted.act_id)}"
+                note = f"The previous answer ({posted.summary}) was refused: {ledgered.get('refusal') or 'see the campaign log'}"
             self._open(client, uid, record, note)
 
     def _settled(self, uid: str) -> str:
@@ -296,9 +299,6 @@ class ApprovalForms:
         if act.get("act") == "expire":
             return f"the approval timed out ({act.get('comment', '')})"
         return f"{act.get('act')} by {act.get('who')} via {act.get('via') or 'cli'}"
-
-    def _refusal(self, act_id: str) -> str:
-        return next((str(a.get("refusal") or "") for a in self._human_acts() if a.get("id") == act_id), "") or "see the campaign's log"
 
     def _human_acts(self) -> list[dict[str, Any]]:
         with warnings.catch_warnings():
