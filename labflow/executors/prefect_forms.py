@@ -248,14 +248,21 @@ class ApprovalForms:
 
         with get_client(sync_client=True) as client:
             adopted = False
+            failing = ""  # the last round's error, logged once until a round succeeds
             while not self._stop.is_set():
                 try:
                     if not adopted:
                         self._adopt(client)
                         adopted = True
                     self._round(client)
+                    if failing:
+                        log.warning("approval forms of %s: working again", self.campaign)
+                    failing = ""
                 except Exception as exc:  # noqa: BLE001 - the server may be busy or gone a while; the next round retries
-                    log.warning("approval forms of %s: %s: %s (retrying)", self.campaign, type(exc).__name__, exc)
+                    error = f"{type(exc).__name__}: {exc}"
+                    if error != failing:
+                        log.warning("approval forms of %s: %s (retrying every %g s)", self.campaign, error, self.poll_interval)
+                    failing = error
                 self._stop.wait(self.poll_interval)
             waiting = self.people.waiting.copy()
             for form in list(self.forms.values()):
