@@ -11,8 +11,9 @@ publishes, under keys derived from the campaign name:
 * ``<campaign>-report`` -- a **link** artifact at the end: to the HTML report when
   ``report_dir`` is given (the report is built then), else to the provenance file;
 * ``<campaign>-approvals`` -- a **markdown** artifact each time the suggestions waiting for a
-  person's approval change: each one's id and values, and the commands that approve, edit or
-  reject it (the flow run stays Running while it waits; its stations take other approved work).
+  person's approval change: each one's id and values, its form run in the Prefect UI
+  (:mod:`labflow.executors.prefect_forms`) and the commands that approve, edit or reject it (the
+  flow run stays Running while it waits; its stations take other approved work).
 
 Outside a flow run it does nothing, so it can be attached to every campaign. Artifact
 errors (a server that went away) are logged and never stop the campaign.
@@ -126,7 +127,9 @@ class CampaignArtifacts:
             for uid, c in state.waiting.items():
                 lines.append(f"| `{uid[:8]}` | " + " | ".join(_fmt(c.params.get(n, "")) for n in names) + " |")
             first = next(iter(state.waiting))[:8]
-            lines += ["", "Act from a shell (the act is recorded with your login name):", "",
+            lines += ["", f"Act in this UI: each suggestion has a paused flow run `approve-{self.recipe.name}-<id>` (a subflow run of "
+                          "this campaign's flow run); its **Resume** button opens a form to approve, edit or reject it.",
+                      "", "Or from a shell (the act is recorded with your login name):", "",
                       f"    labflow approve {where} {first}", f"    labflow approve {where} {first} --edit {names[0]}=VALUE",
                       f"    labflow reject {where} {first} --why '...'", "", "or in the lab dashboard: `labflow dashboard`."]
         else:

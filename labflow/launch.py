@@ -422,6 +422,10 @@ def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *,
         policy = AttemptPolicy(retries=execution.retries, retry_delay=execution.retry_delay_s,
                                sample_fault_patterns=tuple(recipe.sample_fault_patterns))
         ex = make_executor(kind, policy=policy, workers=len(runners), **dict(executor_options or {}))
+        people = _people(recipe, journal, planner, lab)
+        from labflow.executors.prefect_forms import ApprovalForms  # inside a Prefect flow run: a form per waiting suggestion
+
+        listeners = [*listeners, ApprovalForms(campaign=recipe.name, campaign_id=journal.campaign_id, cdir=journal.cdir.path, people=people)]
         campaign = Campaign(
             planner=planner,
             runners=runners,
@@ -439,7 +443,7 @@ def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *,
             routes=routes or None,
             route_parameter=recipe.fidelity_parameter,
             costs=recipe.fidelity_costs(),
-            people=_people(recipe, journal, planner, lab),
+            people=people,
             cost_budget=recipe.cost_budget,
         )
         try:

@@ -86,8 +86,10 @@ class PrefectServer:
     PostgreSQL when ``database_url`` is given (``postgresql+asyncpg://...``). A context manager."""
 
     def __init__(self, home: str | os.PathLike[str], *, port: int | None = None, database_url: str | None = None,
-                 startup_timeout: float = 180.0, env: Mapping[str, str] | None = None) -> None:
+                 startup_timeout: float = 180.0, env: Mapping[str, str] | None = None, ui: bool = False) -> None:
+        """``ui``: serve the Prefect UI too (at ``http://127.0.0.1:PORT/``), for tests in a browser."""
         self.home = Path(home)
+        self.ui = ui
         self.port = port or free_port()
         self.database_url = database_url
         self.startup_timeout = startup_timeout
@@ -105,14 +107,15 @@ class PrefectServer:
 
     def start(self) -> PrefectServer:
         self.home.mkdir(parents=True, exist_ok=True)
-        env = prefect_env(self.api_url, self.home, PREFECT_UI_ENABLED="false", **self.extra_env)
+        ui = {"PREFECT_UI_ENABLED": "true", "PREFECT_UI_API_URL": self.api_url} if self.ui else {"PREFECT_UI_ENABLED": "false"}
+        env = prefect_env(self.api_url, self.home, **ui, **self.extra_env)
         env.pop("PREFECT_API_URL")
         if self.database_url:
             env["PREFECT_API_DATABASE_CONNECTION_URL"] = self.database_url
         else:
             env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
-        cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port), "--no-ui",
-               "--analytics-off"]
+        cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port),
+               *([] if self.ui else ["--no-ui"]), "--analytics-off"]
         with self.log.open("wb") as fh:
             self.proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + self.startup_timeout
