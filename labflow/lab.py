@@ -349,7 +349,7 @@ def lab_kinds() -> list[str]:
 
 # Lab kinds that ship with labflow but live beside their backends; imported on first use so
 # that loading a simulated lab does not import ZeroMQ or EPICS.
-_BUILTIN_KIND_MODULES = ["labflow.sim.lab", "labflow.remote.lab", "labflow.epics.lab"]
+_BUILTIN_KIND_MODULES = ["labflow.sim.lab", "labflow.remote.lab", "labflow.epics.lab", "labflow.manual.lab"]
 LAB_KINDS_GROUP = "labflow.lab_kinds"
 _entry_points_seen: set[str] = set()  # "name = value" of each entry point already registered (or refused)
 

@@ -12,7 +12,8 @@ never deleted.
 
 Ledger record kinds (``"k"``): ``campaign`` (header), ``suggestion``, ``started``, ``doc``,
 ``finished``, ``interrupted``, ``resumed``, ``end``; with people in the loop also ``waiting`` (a
-suggestion held for approval) and ``human`` (a person's act, :mod:`labflow.store.inbox`).
+suggestion held for approval) and ``human`` (a person's act, :mod:`labflow.store.inbox`); with manual
+stations ``work_order`` (a work order issued to a person, :mod:`labflow.campaign.work_orders`).
 """
 
 from __future__ import annotations
@@ -112,6 +113,11 @@ class CampaignJournal:
         """A person's act, applied or refused: ledgered, then written to ``/human_acts``."""
         self.ledger.append({**dict(act), "k": "human"})
         self.writer.record_human(act)
+
+    def work_order(self, record: Mapping[str, Any]) -> None:
+        """A manual station issued a work order (ledgered and fsynced before anyone is asked: a resume
+        finds it and issues no second one for the same experiment)."""
+        self.ledger.append({**dict(record), "k": "work_order"})
 
     def snapshot(self, state: Mapping[str, Any]) -> None:
         self.cdir.write_snapshot({**dict(state), "ledger_records": self.ledger.records_written})
