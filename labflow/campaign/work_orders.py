@@ -6,8 +6,10 @@ the campaign's :class:`WorkOrderBoard` (their *desk*):
 * ``issue`` -- the synthesis was triggered: the board ledgers a ``work_order`` record (fsynced:
   id ``WO-0001``, the experiment's uid and attempt, the station, the parameters in device units with
   their units, the outputs expected with their units and physical range, when it was issued, its
-  timeout and deadline) and only then returns; an order already open for the same experiment (a
-  campaign resumed after a crash or a stop) is returned instead, so nothing is issued twice;
+  timeout and deadline) and only then returns; an order the station has not finished with for the
+  same experiment (a campaign resumed after a crash or a stop) is returned instead, with its
+  deadline, so nothing is issued twice (and an order whose deadline passed while the campaign was
+  down fails the experiment at once);
 * ``wait`` -- the instrument was triggered: its Status completes when the order's report is recorded
   (at once if it already is: a report given while the campaign was down counts);
 * ``consumed`` -- the Status settled (a result, or the deadline passed): a retry of the experiment
@@ -138,10 +140,10 @@ class WorkOrderBoard:
         with self._lock:
             now = self.clock()
             for order in reversed(list(self.orders.values())):
-                if order["uid"] != uid or order["id"] in self.consumed_ids:
-                    continue
-                if order["id"] in self.reports or now < float(order["deadline"]):
-                    return dict(order)  # issued before a crash or a stop: the same order, its report counts
+                if order["uid"] == uid and order["id"] not in self.consumed_ids:
+                    # issued before a crash or a stop: the same order -- its report counts, and one whose
+                    # deadline passed meanwhile fails the experiment now (a retry gets a new order)
+                    return dict(order)
             order = {"id": f"WO-{len(self.orders) + 1:04d}", "uid": uid, "attempt": int(attempt), "station": station,
                      "params": dict(params), "units": dict(units), "outputs": [dict(o) for o in outputs],
                      "issued": now, "timeout_s": float(timeout_s), "deadline": now + float(timeout_s)}

@@ -273,7 +273,7 @@ def work_orders(
             continue
         shown += len(orders)
         console.print(f"{cdir.path.name}: {len(orders)} work order{'s' if len(orders) != 1 else ''}"
-                      + ("" if every else " wait for a result"), highlight=False, soft_wrap=True)
+                      + ("" if every else f" wait{'s' if len(orders) == 1 else ''} for a result"), highlight=False, soft_wrap=True)
         for o in orders:
             expects = ", ".join(f"{x['name']} [{x['unit'] or 'dimensionless'}]" for x in o["outputs"])
             state = o["state"] if o["state"] != "open" else _left(o["deadline"])
