@@ -152,14 +152,16 @@ def test_a_damaged_campaign_is_named_on_the_page_and_hides_nothing_else(tmp_path
     assert result.exit_code == 1 and "not a labflow ledger" in result.output and "Traceback" not in result.output
 
 
-def test_a_work_order_result_typed_in_the_page_reaches_the_ledger_and_a_wrong_one_is_refused(tmp_path):
+def test_work_order_results_typed_or_uploaded_in_the_page_reach_the_ledger_and_a_wrong_one_is_refused(tmp_path):
     from labflow.store.provenance import read_campaign
     from manual_helpers import write_bench
 
     sync_playwright = browser_or_skip()
     out = tmp_path / "out"
-    campaign = RunningCampaign(write_bench(tmp_path, budget=1), out)
-    wait_for(lambda: campaign.records("work_order"), 60, "the bench's work order")
+    campaign = RunningCampaign(write_bench(tmp_path, budget=2, stations="[{name: bench}, {name: hood}]"), out)
+    wait_for(lambda: len(campaign.records("work_order")) == 2, 60, "a work order on each bench")
+    results = tmp_path / "results.csv"
+    results.write_text("work_order,product_yield,comment\nWO-0002,0.4,from the plate reader\n")
     with serving(out) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:
@@ -178,9 +180,14 @@ def test_a_work_order_result_typed_in_the_page_reaches_the_ledger_and_a_wrong_on
             row.locator("input[name=comment]").fill("weighed twice")
             row.locator("button.report").click()
             page.locator("#status", has_text="applied").wait_for()
+            upload = page.locator("form.csv")
+            upload.locator("input[type=file]").set_input_files(str(results))
+            upload.locator("button.upload").click()
+            page.locator("#status", has_text="1 report(s): report WO-0002: applied").wait_for()
         finally:
             browser.close()
     outcome = campaign.join()
-    (act,) = campaign.records("human")
-    assert (act["act"], act["target"], act["who"], act["via"], act["comment"]) == ("report", "WO-0001", "ivy", "dashboard", "weighed twice")
-    assert read_campaign(outcome.path).experiments["product_yield"].tolist() == [64.0]
+    acts = campaign.records("human")
+    assert [(a["act"], a["target"], a["who"], a["via"], a["comment"]) for a in acts] == [
+        ("report", "WO-0001", "ivy", "dashboard", "weighed twice"), ("report", "WO-0002", "ivy", "dashboard", "from the plate reader")]
+    assert sorted(read_campaign(outcome.path).experiments["product_yield"].tolist()) == [0.4, 64.0]

@@ -84,7 +84,7 @@ def test_results_from_a_csv_file_and_every_mistake_is_exit_2_naming_what_was_exp
     wrong_unit = refused("WO-0001", "--value", "product_yield=3 kg")
     assert "product_yield = '3 kg'" in wrong_unit and "expected a value in percent" in wrong_unit
     assert "outside the range it can physically take, [0, 100] percent" in refused("WO-0001", "--value", "product_yield=120percent")
-    assert "has no work order 'WO-0009'" in refused("WO-0009", "--value", "product_yield=50")
+    assert "no work order 'WO-0009'" in refused("WO-0009", "--value", "product_yield=50")
     assert "expected NAME=VALUE" in refused("WO-0001", "--value", "product_yield")
     assert "no result for work order WO-0001" in refused("WO-0001")
     bad = tmp_path / "bad.csv"

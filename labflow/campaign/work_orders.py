@@ -213,3 +213,77 @@ class WorkOrderBoard:
             waiter = self._waiters.pop(oid, None)
         if waiter is not None:
             waiter(act)
+
+
+# -- for the tools people report with (CLI, dashboard): the orders as the ledger shows them ---------
+def _clock(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(epoch)))
+
+
+def find_order(orders: Sequence[Mapping[str, Any]], text: str) -> dict[str, Any]:
+    """The order ``text`` names among ``orders`` (:func:`labflow.store.inbox.work_orders_view`): its id
+    (``WO-0003``, ``wo3``, ``3``) or the first characters of its experiment's uid. It must wait for a
+    result; else :class:`~labflow.campaign.human.RefusedAct` says why not (unknown, reported already,
+    timed out, closed)."""
+    text = str(text).strip()
+    if not text:
+        raise RefusedAct("no work order given")
+    oid = normalize_order_id(text)
+    hits = [o for o in orders if o["id"] == oid] if oid else [o for o in orders if o["uid"].startswith(text)]
+    if not hits:
+        raise RefusedAct(f"no work order {text!r}")
+    order = dict(([o for o in hits if o["state"] in ("open", "posted")] or hits)[-1])
+    report = order.get("report") or {}
+    if order["state"] == "posted":
+        raise RefusedAct(f"work order {order['id']} was reported already by {report.get('who')} at {report.get('when')} "
+                         "(the campaign records it when it next reads its inbox)")
+    if order["state"] == "reported":
+        raise RefusedAct(f"work order {order['id']} was reported already by {report.get('who')} at {report.get('when')}")
+    if order["state"] == "timed out":
+        raise RefusedAct(f"work order {order['id']} timed out at {_clock(order['deadline'])}; its experiment is recorded as failed")
+    if order["state"] == "closed":
+        raise RefusedAct(f"work order {order['id']} is closed (its experiment's result is recorded)")
+    return order
+
+
+CSV_COLUMNS = ("work_order", "by", "comment", "failed")
+"""The columns of a results CSV beside one column per output."""
+
+
+def reports_from_csv(text: str, orders: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The reports a results CSV holds: one row per work order, the columns ``work_order``, one per
+    output (a value with or without its unit), and optionally ``by``, ``comment``, ``failed`` (a
+    reason instead of values). Every row is checked (:func:`find_order`, :func:`check_report_values`)
+    before any is returned; a problem is a :class:`~labflow.campaign.human.RefusedAct` naming the row
+    (counting the header as row 1), the column and the value. Returns ``{"order", "after", "by",
+    "comment"}`` per row."""
+    import csv
+    import io
+
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in (reader.fieldnames or []) if h]
+    rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+    if "work_order" not in header:
+        raise RefusedAct(f"no column 'work_order' (its columns: {header}); the header row names work_order, one column per output, "
+                         "and optionally by, comment, failed")
+    if not rows:
+        raise RefusedAct("no rows under the header: one row per work order")
+    out, seen = [], set()
+    for i, row in enumerate(rows, start=2):
+        try:
+            order = find_order(orders, row.get("work_order", ""))
+            if order["id"] in seen:
+                raise RefusedAct(f"work order {order['id']} appears twice in the file")
+            seen.add(order["id"])
+            values = {k: v for k, v in row.items() if k not in CSV_COLUMNS and v != ""}
+            if row.get("failed"):
+                if values:
+                    raise RefusedAct(f"a row with 'failed' gives no values (got {sorted(values)}): leave the output columns empty")
+                after: dict[str, Any] = {"failed": row["failed"]}
+            else:
+                check_report_values(order, values)
+                after = values
+        except RefusedAct as exc:
+            raise RefusedAct(f"row {i}: {exc.message}") from None
+        out.append({"order": order, "after": after, "by": row.get("by", ""), "comment": row.get("comment", "")})
+    return out

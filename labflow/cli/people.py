@@ -290,31 +290,15 @@ def work_orders(
 
 def _find_order(cdir: Any, orders: list[dict[str, Any]], text: str, where: str) -> dict[str, Any]:
     """The order ``text`` names (WO-0003, wo3, 3, or the first characters of its experiment's uid); it must wait for a result."""
-    from labflow.campaign.work_orders import normalize_order_id
+    from labflow.campaign.human import RefusedAct
+    from labflow.campaign.work_orders import find_order
 
-    if not text.strip():
-        fail_message(f"{where}: no work order given", f"give its id, e.g. WO-0001; see: labflow work-orders {cdir.path}", EXIT_INVALID)
-    oid = normalize_order_id(text)
-    hits = [o for o in orders if o["id"] == oid] if oid else [o for o in orders if o["uid"].startswith(text.strip())]
-    listing = f"labflow work-orders {cdir.path}"
-    if not hits:
-        fail_message(f"{where}: {cdir.path.name} has no work order {text!r}", f"list the open ones with: {listing}", EXIT_INVALID)
-    if len(hits) > 1:
-        hits = [o for o in hits if o["state"] in ("open", "posted")] or hits[-1:]
-    order = hits[-1]
-    if order["state"] == "posted":
-        rep = order["report"]
-        fail_message(f"{where}: work order {order['id']} was reported already by {rep['who']} at {rep['when']} (the campaign records "
-                     "it when it next reads its inbox)", listing, EXIT_INVALID)
-    if order["state"] == "reported":
-        rep = order["report"]
-        fail_message(f"{where}: work order {order['id']} was reported already by {rep['who']} at {rep['when']}", listing, EXIT_INVALID)
-    if order["state"] == "timed out":
-        fail_message(f"{where}: work order {order['id']} timed out at {_when(order['deadline'])}; its experiment is recorded as failed",
-                     "report results before the deadline; the lab config's manual station sets the timeout", EXIT_INVALID)
-    if order["state"] == "closed":
-        fail_message(f"{where}: work order {order['id']} is closed (its experiment's result is recorded)", listing, EXIT_INVALID)
-    return order
+    try:
+        return find_order(orders, text)
+    except RefusedAct as exc:
+        hint = (f"report results before the deadline; the lab config's manual station sets the timeout" if "timed out" in exc.message
+                else f"list the open ones with: labflow work-orders {cdir.path}")
+        fail_message(f"{where}: {cdir.path.name}: {exc.message}", hint, EXIT_INVALID)
 
 
 def _checked_values(order: dict[str, Any], values: dict[str, str], where: str) -> None:
@@ -340,46 +324,23 @@ def _parse_values(pairs: list[str], where: str = "--value") -> dict[str, str]:
     return out
 
 
-_CSV_META = ("work_order", "by", "comment", "failed")
-
-
 def _csv_reports(cdir: Any, orders: list[dict[str, Any]], path: Path, by: str | None, comment: str) -> list[dict[str, Any]]:
-    """One report act per row of ``path`` (columns: work_order, one per output, optional by, comment,
-    failed), every row checked before anything is posted."""
+    """One report act per row of ``path``, every row checked before anything is posted."""
+    from labflow.campaign.human import RefusedAct
+    from labflow.campaign.work_orders import reports_from_csv
     from labflow.store.inbox import new_act
 
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            header = [h.strip() for h in (reader.fieldnames or []) if h]
-            rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         fail_message(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}", "give a CSV text file, one row per work order", EXIT_INVALID)
-    if "work_order" not in header:
-        fail_message(f"{path}: no column 'work_order' (its columns: {header})",
-                     "the first row names the columns: work_order, one column per output (e.g. product_yield), and optionally by, comment, failed",
-                     EXIT_INVALID)
-    if not rows:
-        fail_message(f"{path}: no rows", "one row per work order, under the header row", EXIT_INVALID)
-    acts, seen = [], set()
-    for i, row in enumerate(rows, start=2):
-        where = f"{path}: row {i}"
-        order = _find_order(cdir, orders, row.get("work_order", ""), f"{where}, work_order")
-        if order["id"] in seen:
-            fail_message(f"{where}: work order {order['id']} appears twice in the file", "one row per work order", EXIT_INVALID)
-        seen.add(order["id"])
-        failed = row.get("failed", "")
-        values = {k: v for k, v in row.items() if k not in _CSV_META and v != ""}
-        if failed:
-            if values:
-                fail_message(f"{where}: a row with 'failed' gives no values (got {sorted(values)})", "leave the output columns empty", EXIT_INVALID)
-            after: dict[str, Any] = {"failed": failed}
-        else:
-            _checked_values(order, values, where)
-            after = values
-        acts.append(new_act("report", target=order["id"], who=row.get("by") or by, before=order["params"], after=after,
-                            comment=row.get("comment") or comment))
-    return acts
+    try:
+        rows = reports_from_csv(text, orders)
+    except RefusedAct as exc:
+        fail_message(f"{path}: {exc.message}", "columns: work_order, one per output (a value with its unit, or in the output's unit), "
+                     f"and optionally by, comment, failed; the open orders: labflow work-orders {cdir.path}", EXIT_INVALID)
+    return [new_act("report", target=r["order"]["id"], who=r["by"] or by, before=r["order"]["params"], after=r["after"],
+                    comment=r["comment"] or comment) for r in rows]
 
 
 def report_result(

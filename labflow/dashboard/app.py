@@ -36,6 +36,8 @@ from labflow.errors import LabflowError
 __all__ = ["check_bind", "create_app", "is_loopback", "serve"]
 
 COOKIE = "labflow_session"
+CSV_LIMIT = 1 << 20
+"""The largest results CSV the dashboard takes (bytes)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -213,6 +215,29 @@ def create_app(root: str | Path, *, token: str | None = None, act_wait: float = 
         return await run_in_threadpool(_post_report, found, campaigns, str(form.get("campaign", "")), str(form.get("target", "")),
                                        values, str(form.get("comment", "")), s["user"], act_wait)
 
+    @app.post("/report-csv")
+    async def report_csv(request: Request) -> Response:
+        s = session(request)
+        if s is None:
+            return refused(request)
+        if not hmac.compare_digest(request.headers.get("x-csrf-token", "").encode(), s["csrf"].encode()):
+            return JSONResponse({"error": "stale page: reload it"}, status_code=403)
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            return JSONResponse({"error": "choose a CSV file of results first"}, status_code=400)
+        data = await upload.read(CSV_LIMIT + 1)
+        if len(data) > CSV_LIMIT:
+            return JSONResponse({"error": f"{upload.filename}: larger than {CSV_LIMIT // 1024} KiB; one row per work order is enough"},
+                                status_code=413)
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            return JSONResponse({"error": f"{upload.filename}: not a UTF-8 text file (byte {exc.start})"}, status_code=400)
+        found = await run_in_threadpool(scan)
+        return await run_in_threadpool(_post_csv, found, campaigns, str(form.get("campaign", "")), str(upload.filename or "the file"),
+                                       text, s["user"], act_wait)
+
     app.router.on_shutdown.append(figures.close)
     return app
 
@@ -263,6 +288,33 @@ def _post_report(found: list[CampaignSummary], campaigns: Campaigns, key: str, t
         return JSONResponse({"error": exc.message}, status_code=400)
     record = new_act("report", target=target, who=user, before=order["params"], after=values, comment=comment.strip(), via="dashboard")
     return _verdict(campaigns, summary, record, wait)
+
+
+def _post_csv(found: list[CampaignSummary], campaigns: Campaigns, key: str, filename: str, text: str, user: str,
+              wait: float) -> JSONResponse:
+    """Post one report per row of an uploaded results CSV (every row checked first; one bad row posts nothing)."""
+    from labflow.campaign.human import RefusedAct
+    from labflow.campaign.work_orders import reports_from_csv
+    from labflow.store.inbox import new_act, work_orders_view
+
+    summary = next((c for c in found if c.key == key), None)
+    if summary is None:
+        return JSONResponse({"error": f"no campaign {key!r} under this folder"}, status_code=404)
+    follower = campaigns.follower(key)
+    assert follower is not None
+    try:
+        rows = reports_from_csv(text, work_orders_view(follower.cdir.path))
+    except RefusedAct as exc:
+        return JSONResponse({"error": f"{filename}: {exc.message}; nothing was posted"}, status_code=400)
+    verdicts = []
+    for r in rows:
+        record = new_act("report", target=r["order"]["id"], who=r["by"] or user, before=r["order"]["params"], after=r["after"],
+                         comment=r["comment"], via="dashboard")
+        verdicts.append(_verdict(campaigns, summary, record, wait).body.decode())
+    import json
+
+    messages = [json.loads(v).get("message", "") for v in verdicts]
+    return JSONResponse({"outcome": "posted", "message": f"{filename}: {len(rows)} report(s): " + "; ".join(messages)})
 
 
 def _verdict(campaigns: Campaigns, summary: CampaignSummary, record: dict[str, Any], wait: float) -> JSONResponse:
