@@ -5,6 +5,7 @@ report-result` (values, a CSV file, or a failure), hours or days later in a real
 from __future__ import annotations
 
 import json
+import time
 
 import h5py
 import pytest
@@ -166,3 +167,42 @@ def test_a_bad_manual_lab_config_names_the_field(lab, path, message):
     with pytest.raises(RecipeError) as err:
         parse_lab_config({"name": "bench-lab", "kind": "manual", **lab})
     assert any(p.path == path and message in p.message for p in err.value.problems), err.value.problems
+
+
+class InstantChemist:
+    """A work-order desk whose person reports every order at once (a yield of 50 %): the station's
+    devices can then be put through the conformance checks every device driver passes."""
+
+    def __init__(self) -> None:
+        self.orders: list[dict] = []
+
+    def issue(self, *, uid, attempt, station, params, units, outputs, timeout_s):
+        order = {"id": f"WO-{len(self.orders) + 1:04d}", "uid": uid, "attempt": attempt, "station": station, "params": dict(params),
+                 "units": dict(units), "outputs": list(outputs), "timeout_s": timeout_s, "deadline": time.time() + timeout_s}
+        self.orders.append(order)
+        return order
+
+    def wait(self, order_id, on_report):
+        on_report({"who": "instant chemist", "when": "2026-01-01T00:00:00+00:00", "after": {"product_yield": 50.0}})
+
+    def consumed(self, order_id):
+        pass
+
+
+def test_a_manual_station_passes_the_device_conformance_checks():
+    from labflow.testing import check_device
+
+    lab = parse_lab_config({"name": "bench-lab", "kind": "manual", "stations": [{"name": "bench"}],
+                            "parameters": [{"name": "temperature", "unit": "degC", "low": 20, "high": 300}],
+                            "outputs": [{"name": "product_yield", "unit": "percent", "low": 0, "high": 100}]}).build()
+    try:
+        (station,) = lab.stations
+        chemist = InstantChemist()
+        station.connect_desk(chemist)
+        for callback in station.subscribers():  # what the station's RunEngine tells it when a run opens
+            callback("start", {"uid": "run-1", "experiment_uid": "experiment-1", "attempt": 1})
+        check_device(station)
+        assert chemist.orders and {o["uid"] for o in chemist.orders} == {"experiment-1"}
+        assert station.instrument.read()["bench_instrument_reported_by"]["value"] == "instant chemist"
+    finally:
+        lab.close()
