@@ -38,7 +38,7 @@ from labflow.campaign.human import RefusedAct
 from labflow.errors import LabflowError, UnitError
 from labflow.units import convert
 
-__all__ = ["WorkOrderBoard", "check_report_values", "normalize_order_id"]
+__all__ = ["CSV_COLUMNS", "WorkOrderBoard", "check_report_values", "find_order", "normalize_order_id", "reports_from_csv"]
 
 _ORDER_ID = re.compile(r"^(?:wo-?)?0*(\d{1,9})$", re.IGNORECASE)
 
