@@ -63,6 +63,9 @@ def test_a_lab_with_no_robot_plans_and_records_results_a_chemist_reports_from_th
     assert list(acts["target"]) == ["WO-0001", "WO-0002"] and list(acts["outcome"]) == ["applied", "applied"]
     assert json.loads(acts.iloc[0]["after"]) == {"product_yield": 62.0} and acts.iloc[0]["comment"] == "recrystallised once"
     assert [o["state"] for o in work_orders_view(campaign.cdir.path)] == ["reported", "reported"]
+    orders = rec.work_orders  # the orders are in the HDF5 file too, with the parameters they asked for
+    assert list(orders["id"]) == ["WO-0001", "WO-0002"] and list(orders["uid"]) == [order["uid"], second["uid"]]
+    assert json.loads(orders.iloc[0]["units"])["temperature"] == "degC" and list(orders["station"]) == ["bench", "bench"]
 
 
 def test_results_from_a_csv_file_and_every_mistake_is_exit_2_naming_what_was_expected(tmp_path):

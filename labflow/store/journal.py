@@ -118,6 +118,7 @@ class CampaignJournal:
         """A manual station issued a work order (ledgered and fsynced before anyone is asked: a resume
         finds it and issues no second one for the same experiment)."""
         self.ledger.append({**dict(record), "k": "work_order"})
+        self.writer.record_work_order(record)
 
     def snapshot(self, state: Mapping[str, Any]) -> None:
         self.cdir.write_snapshot({**dict(state), "ledger_records": self.ledger.records_written})
@@ -183,5 +184,7 @@ def rebuild_provenance(cdir: CampaignDir, history: CampaignHistory, *, space: An
         writer.record_interrupted({k: v for k, v in r.items() if k != "k"})
     for r in history.human:
         writer.record_human(r)
+    for r in history.work_orders:
+        writer.record_work_order(r)
     writer.publish()
     return writer, report

@@ -68,6 +68,7 @@ def test_sigkill_with_a_work_order_open_then_a_report_while_down_is_picked_up_on
     assert exp.loc[first["uid"], "product_yield"] == 48.0 and exp.loc[first["uid"], "repeated"] == 1
     assert exp.loc[second["uid"], "product_yield"] == 0.9
     assert list(exp["status"]) == ["completed", "completed"]
+    assert list(rec.work_orders["id"]) == ["WO-0001", "WO-0002"]  # rebuilt from the ledger on resume: each once
 
 
 def test_a_work_order_whose_deadline_passed_while_the_campaign_was_down_fails_its_experiment_on_resume(tmp_path):
