@@ -114,21 +114,24 @@ def test_results_from_a_csv_file_and_every_mistake_is_exit_2_naming_what_was_exp
     assert again.exit_code == 2 and "was reported already by carol" in again.output
 
 
-def test_a_work_order_never_reported_times_out_into_a_recorded_failure_and_the_campaign_goes_on(tmp_path):
-    campaign = RunningCampaign(write_bench(tmp_path, budget=2, timeout="1 s"), tmp_path / "out")
-    (first,) = _open_orders(campaign)
-    (second,) = wait_for(lambda: [o for o in work_orders_view(campaign.cdir.path) if o["id"] == "WO-0002" and o["state"] == "open"],
-                         60, "the next work order, after the first timed out")
-    late = CliRunner().invoke(app, ["report-result", str(campaign.cdir.path), "WO-0001", "--value", "product_yield=40"], terminal_width=200)
+def test_a_work_order_never_reported_times_out_into_a_recorded_failure_and_the_campaign_goes_on(tmp_path, prefect_server):
+    # on the Prefect executor (each experiment a task run); the bench's orders time out after 1 s, the hood's after 2 min
+    recipe = write_bench(tmp_path, budget=2, stations="[{name: bench, timeout: 1 s}, {name: hood, timeout: 2 min}]", executor="prefect")
+    campaign = RunningCampaign(recipe, tmp_path / "out")
+    orders = wait_for(lambda: (lambda o: o if len(o) == 2 else None)(work_orders_view(campaign.cdir.path)), 60, "an order on each station")
+    bench, hood = sorted(orders, key=lambda o: o["station"])
+    wait_for(lambda: [o for o in work_orders_view(campaign.cdir.path) if o["id"] == bench["id"] and o["state"] == "timed out"], 30,
+             "the bench's order to time out")
+    late = CliRunner().invoke(app, ["report-result", str(campaign.cdir.path), bench["id"], "--value", "product_yield=40"], terminal_width=200)
     assert late.exit_code == 2 and "timed out" in late.output
-    campaign.act(new_act("report", target=second["id"], who="erin", after={"product_yield": "71 %"}))
+    campaign.act(new_act("report", target=hood["id"], who="erin", after={"product_yield": "71 %"}))
     outcome = campaign.join()
     rec = read_campaign(outcome.path)
     exp = rec.experiments.set_index("uid")
-    assert exp.loc[first["uid"], "status"] == "failed"
-    assert "work order WO-0001 on bench was not reported within its timeout of 1 s" in exp.loc[first["uid"], "reason"]
-    assert exp.loc[second["uid"], "status"] == "completed" and exp.loc[second["uid"], "product_yield"] == 71.0
-    assert [o["state"] for o in work_orders_view(campaign.cdir.path)] == ["timed out", "reported"]
+    assert exp.loc[bench["uid"], "status"] == "failed"
+    assert f"work order {bench['id']} on bench was not reported within its timeout of 1 s" in exp.loc[bench["uid"], "reason"]
+    assert exp.loc[hood["uid"], "status"] == "completed" and exp.loc[hood["uid"], "product_yield"] == 71.0
+    assert {o["id"]: o["state"] for o in work_orders_view(campaign.cdir.path)} == {bench["id"]: "timed out", hood["id"]: "reported"}
 
 
 def test_the_robot_keeps_working_while_the_bench_holds_an_open_work_order(tmp_path):
