@@ -181,7 +181,7 @@ def lab_kinds() -> list[str]:
 
 # Lab kinds that ship with labflow live beside their transports (devices, lab kind, server in one
 # package); imported on first use so that loading a simulated lab does not import ZeroMQ or EPICS.
-_BUILTIN_KIND_MODULES = ["labflow.sim.lab", "labflow.remote.lab", "labflow.epics.lab"]  # sim first: `simulated`, `dataset`
+_BUILTIN_KIND_MODULES = ["labflow.sim.lab", "labflow.remote.lab", "labflow.epics.lab", "labflow.manual.lab"]  # sim first: `simulated`, `dataset`
 LAB_KINDS_GROUP = "labflow.lab_kinds"
 _entry_points_seen: set[str] = set()  # "name = value" of each entry point already registered (or refused)
 

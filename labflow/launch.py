@@ -24,6 +24,7 @@ from typing import Any
 
 from labflow.campaign import AttemptPolicy, Campaign, CampaignState, FailureBudget, Listener, StationRunner
 from labflow.campaign.human import ApprovalRules, PeopleInTheLoop
+from labflow.campaign.work_orders import WorkOrderBoard
 from labflow.errors import (
     CampaignExists,
     CampaignInterrupted,
@@ -122,6 +123,7 @@ def run_recipe(
     if kind not in executor_names():
         raise RecipeError("invalid executor", problems=[Problem("execution.executor", f"unknown executor {kind!r}; known: {executor_names()}")])
     recipe, overrides = apply_overrides(recipe, budget=budget, seed=seed, executor=executor, time_scale=time_scale)
+    _refuse_people_in_virtual_time(recipe.lab_config, kind)
     out = Path(out_dir)
     if not new and out.is_dir():
         found = unfinished_campaigns(out, recipe.name)
@@ -308,6 +310,7 @@ def resume_campaign(
                                     f"`labflow rebuild {cdir.path}` rewrites it from the ledger")
         recipe = recipe_from_header(history.header)
         kind = executor or history.header.get("executor") or recipe.spec.execution.executor
+        _refuse_people_in_virtual_time(recipe.lab_config, kind)
         objectives = recipe.objectives
         planner = build_planner(recipe)
         space = planner.space
@@ -403,6 +406,9 @@ def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *,
     suspenders = list(suspenders)
     try:
         lab = recipe.lab_config.build(seed=recipe.seed, time_scale=0.0 if executor_class(kind).virtual_time else time_scale)
+        work_orders = WorkOrderBoard.for_lab(lab, journal)  # the lab's manual stations issue work orders into the ledger
+        if work_orders is not None and executor_class(kind).virtual_time:
+            raise _people_in_virtual_time(kind)
         space, objectives = recipe.space, recipe.objectives  # the design space: a fidelity is a route, not a device setting
         routes = _routes(recipe, lab)
         used = {s for stations in routes.values() for s in stations}
@@ -422,7 +428,7 @@ def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *,
         policy = AttemptPolicy(retries=execution.retries, retry_delay=execution.retry_delay_s,
                                sample_fault_patterns=tuple(recipe.sample_fault_patterns))
         ex = make_executor(kind, policy=policy, workers=len(runners), **dict(executor_options or {}))
-        people = _people(recipe, journal, planner, lab)
+        people = _people(recipe, journal, planner, lab, work_orders)
         from labflow.executors.prefect_forms import ApprovalForms  # inside a Prefect flow run: a form per waiting suggestion
 
         listeners = [*listeners, ApprovalForms(campaign=recipe.name, campaign_id=journal.campaign_id, cdir=journal.cdir.path, people=people)]
@@ -471,12 +477,26 @@ def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *,
                 lab.close()
 
 
-def _people(recipe: Recipe, journal: CampaignJournal, planner: Any, lab: Any) -> PeopleInTheLoop:
-    """Approvals (the recipe's ``approval``), operator experiments and annotations through the
-    campaign directory's inbox; values people give are checked against the lab's device limits."""
+def _people(recipe: Recipe, journal: CampaignJournal, planner: Any, lab: Any, work_orders: WorkOrderBoard | None = None) -> PeopleInTheLoop:
+    """Approvals (the recipe's ``approval``), operator experiments, annotations and work-order reports
+    through the campaign directory's inbox; values people give are checked against the lab's device limits."""
     limits_of = getattr(lab, "parameter_limits", None)
     return PeopleInTheLoop(inbox=journal.cdir.path, rules=ApprovalRules.from_spec(recipe.spec.approval), space=planner.space,
-                           limits=limits_of() if limits_of is not None else {})
+                           limits=limits_of() if limits_of is not None else {}, work_orders=work_orders)
+
+
+def _people_in_virtual_time(kind: str) -> RecipeError:
+    return RecipeError(
+        f"the {kind!r} executor runs in virtual time, and a manual station's work orders are done by people, in real time",
+        problems=[Problem("execution.executor", f"{kind!r} cannot run a lab with manual stations; use 'local' or 'prefect'")],
+        hint="run it with --executor local (a simulated lab alone can run in virtual time)",
+    )
+
+
+def _refuse_people_in_virtual_time(lab_config: Any, kind: str) -> None:
+    """Refuse a lab with manual stations under a virtual-time executor, before anything is written."""
+    if getattr(lab_config, "kind", None) == "manual" and executor_class(kind).virtual_time:
+        raise _people_in_virtual_time(kind)
 
 
 def _routes(recipe: Recipe, lab: Any) -> dict[str, list[str]]:

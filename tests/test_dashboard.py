@@ -101,6 +101,7 @@ def test_with_a_token_requests_without_it_are_refused(tmp_path):
     assert client.get("/").status_code == 200 and "alice" in client.get("/").text
     # an act without the page's CSRF token is refused even with a session
     assert client.post("/act", data={"campaign": "x", "act": "approve", "target": "y"}).status_code == 403
+    assert client.post("/report", data={"campaign": "x", "target": "WO-0001", "value.y": "1"}).status_code == 403
 
 
 def test_it_serves_loopback_only_unless_a_token_is_set(tmp_path):
@@ -149,3 +150,44 @@ def test_a_damaged_campaign_is_named_on_the_page_and_hides_nothing_else(tmp_path
     assert page.status_code == 200 and "broken-20260101-000000.labflow cannot be shown" in page.text and "bad file magic" in page.text
     result = CliRunner().invoke(app, ["pending", str(damaged)])
     assert result.exit_code == 1 and "not a labflow ledger" in result.output and "Traceback" not in result.output
+
+
+def test_work_order_results_typed_or_uploaded_in_the_page_reach_the_ledger_and_a_wrong_one_is_refused(tmp_path):
+    from labflow.store.provenance import read_campaign
+    from manual_helpers import write_bench
+
+    sync_playwright = browser_or_skip()
+    out = tmp_path / "out"
+    campaign = RunningCampaign(write_bench(tmp_path, budget=2, stations="[{name: bench}, {name: hood}]"), out)
+    wait_for(lambda: len(campaign.records("work_order")) == 2, 60, "a work order on each bench")
+    results = tmp_path / "results.csv"
+    results.write_text("work_order,product_yield,comment\nWO-0002,0.4,from the plate reader\n")
+    with serving(out) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(url + "/")
+            page.fill("#user", "ivy")
+            page.click("#login")
+            row = page.locator("tr.work-order[data-order='WO-0001']")
+            row.wait_for()
+            assert "temperature" in row.inner_text() and "degC" in row.inner_text()
+            row.locator("input[name='value.product_yield']").fill("120")
+            row.locator("button.report").click()
+            page.locator("#status", has_text="outside the range it can physically take").wait_for()
+            assert campaign.records("human") == []  # refused before anything was posted
+            row.locator("input[name='value.product_yield']").fill("64 percent")
+            row.locator("input[name=comment]").fill("weighed twice")
+            row.locator("button.report").click()
+            page.locator("#status", has_text="applied").wait_for()
+            upload = page.locator("form.csv")
+            upload.locator("input[type=file]").set_input_files(str(results))
+            upload.locator("button.upload").click()
+            page.locator("#status", has_text="1 report(s): report WO-0002: applied").wait_for()
+        finally:
+            browser.close()
+    outcome = campaign.join()
+    acts = campaign.records("human")
+    assert [(a["act"], a["target"], a["who"], a["via"], a["comment"]) for a in acts] == [
+        ("report", "WO-0001", "ivy", "dashboard", "weighed twice"), ("report", "WO-0002", "ivy", "dashboard", "from the plate reader")]
+    assert sorted(read_campaign(outcome.path).experiments["product_yield"].tolist()) == [0.4, 64.0]

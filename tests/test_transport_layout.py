@@ -16,6 +16,7 @@ TRANSPORTS = {
     "labflow.sim": (False, ["dataset", "simulated"]),
     "labflow.remote": (True, ["remote"]),
     "labflow.epics": (True, ["epics"]),
+    "labflow.manual": (False, ["manual"]),  # people: no server, the campaign is their desk
 }
 
 

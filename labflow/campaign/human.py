@@ -14,6 +14,9 @@ record -- applied, or refused with the reason -- before acting on it:
   (``/experiments``, the ledger) and ``source="operator"`` (every bluesky start document).
 * **annotate** a finished experiment as an outlier or invalid: the planner stops learning from it
   (its observation becomes ``invalid``); nothing is deleted.
+* **report** the result of a manual station's work order: checked and applied by the campaign's
+  :class:`~labflow.campaign.work_orders.WorkOrderBoard` (``work_orders``), which hands it to the
+  station waiting for it.
 
 Which suggestions wait is the recipe's ``approval`` (:class:`ApprovalRules`). A suggestion held for
 approval is ledgered once (``waiting``, with its deadline), so a resumed campaign keeps waiting
@@ -153,12 +156,14 @@ class PeopleInTheLoop:
 
     ``inbox``: the campaign directory whose ``inbox.lfl`` people post to (None: no one can act,
     only the approval rule holds suggestions; used in tests). ``space`` and ``limits`` check the
-    values people give. ``clock``: wall-clock seconds (deadlines survive a restart).
+    values people give. ``clock``: wall-clock seconds (deadlines survive a restart). ``work_orders``:
+    the campaign's :class:`~labflow.campaign.work_orders.WorkOrderBoard` when its lab has manual stations.
     """
 
     def __init__(self, *, inbox: str | Path | None, rules: ApprovalRules, space: Space, limits: Mapping[str, Any] | None = None,
-                 poll_interval: float = 0.25, clock: Callable[[], float] = time.time) -> None:
+                 poll_interval: float = 0.25, clock: Callable[[], float] = time.time, work_orders: Any = None) -> None:
         self.inbox = Path(inbox) if inbox is not None else None
+        self.work_orders = work_orders
         self.rules = rules
         self.space = space
         self.limits = dict(limits or {})
@@ -182,6 +187,8 @@ class PeopleInTheLoop:
         if history is None:
             return
         self.planner_candidates = history.asked
+        if self.work_orders is not None:
+            self.work_orders.replay(history)  # before the acts: a report names its order
         for w in history.waiting:
             self.waiting[w["uid"]] = dict(w)
         for act in history.human:
@@ -237,6 +244,10 @@ class PeopleInTheLoop:
     def may_ask(self, free_stations: int) -> bool:
         """True when the planner may be asked for more work: fewer suggestions wait than stations are free."""
         return len(self.waiting) < free_stations
+
+    def awaits_reports(self) -> bool:
+        """True while a manual station waits for a person's report (the loop keeps reading the inbox)."""
+        return self.work_orders is not None and self.work_orders.awaits_reports()
 
     def holds_work(self) -> bool:
         """True while a suggestion waits for a person (the campaign must not end)."""
@@ -341,6 +352,10 @@ class PeopleInTheLoop:
             return {"before": {"status": obs.status.value, "outcomes": dict(obs.outcomes)}, "after": {"flag": flag}}
         if kind == "expire":
             return {}
+        if kind == "report":
+            if self.work_orders is None:
+                raise RefusedAct("this campaign's lab has no manual station: it issues no work orders to report")
+            return self.work_orders.check(act)
         raise RefusedAct(f"unknown act {kind!r}")
 
     def _apply(self, act: Mapping[str, Any], *, replay: bool) -> None:
@@ -372,6 +387,9 @@ class PeopleInTheLoop:
             if not self._ran(uid) and not any(c.uid == uid for c in queue):  # on resume it may have run, or be queued again
                 n = sum(1 for c in queue if c.uid in self.operator)
                 queue.insert(n, Candidate(uid=uid, params=dict(act["after"]), planner=OPERATOR, generator=OPERATOR))
+        elif kind == "report":
+            if self.work_orders is not None:
+                self.work_orders.apply(act)
         elif kind == "annotate":
             flag = (act.get("after") or {}).get("flag", "outlier")
             reason = f"annotated {flag} by {who}" + (f": {act['comment']}" if act.get("comment") else "")

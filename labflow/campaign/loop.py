@@ -304,7 +304,8 @@ class Campaign:
 
     def _next_result(self) -> ExperimentResult | None:
         """The next finished experiment; with people in the loop and a free station, None as soon as
-        a person's act lets something start (the executor's ``poll_result``, where it has one)."""
+        a person's act lets something start (the executor's ``poll_result``, where it has one). While a
+        manual station waits for a report, the inbox is read even with no station free."""
         poll_result = getattr(self.executor, "poll_result", None)
         if self.people is None or poll_result is None:
             return self.executor.next_result()
@@ -312,7 +313,7 @@ class Campaign:
             result = poll_result(self.people.poll_interval)
             if result is not None:
                 return result
-            if self._free and self.control.accepting and self.people.poll(force=True):
+            if (self._free or self.people.awaits_reports()) and self.control.accepting and self.people.poll(force=True):
                 return None
 
     def _affordable(self, candidate: Candidate, station: str) -> bool:

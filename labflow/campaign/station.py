@@ -37,7 +37,9 @@ class StationRunner:
     (:class:`CampaignControl`). ``suspenders`` (bluesky suspenders, e.g. an interlock, or
     zero-argument callables making one: a suspender serves a single RunEngine, so give factories
     when several stations share an interlock) are installed beside those the station brings
-    (``station.suspenders()``).
+    (``station.suspenders()``). A station may bring document callbacks too (``station.subscribers()``:
+    a manual station learns from the start document which experiment its work order is for), and may
+    bound its waits itself (``station.waits_on_people``: a work order's own timeout, not ``timeout``).
     """
 
     def __init__(
@@ -54,14 +56,14 @@ class StationRunner:
         self.name = station.name
         self.space = space
         self.objectives = list(objectives)
-        self.timeout = timeout
+        self.timeout = None if getattr(station, "waits_on_people", False) else timeout
         self.control: CampaignControl | None = None
         self.RE = RunEngine({}, context_managers=[])
         # One subscription for the station's life: it files the documents of the run in progress
         # (subscribing and unsubscribing around every run cost about 1 ms an experiment).
         self._docs: list[tuple[str, dict]] | None = None
         self.RE.subscribe(self._collect)
-        for cb in subscribers:
+        for cb in [*getattr(station, "subscribers", lambda: [])(), *subscribers]:
             self.RE.subscribe(cb)
         # A station may bring bluesky suspenders (an interlock, a remote server's heartbeat):
         # the RunEngine then pauses the run while they are tripped and resumes after.

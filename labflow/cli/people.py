@@ -1,4 +1,5 @@
-"""``labflow pending``, ``approve``, ``reject``, ``add``, ``annotate``: people in the loop.
+"""``labflow pending``, ``approve``, ``reject``, ``add``, ``annotate``, ``work-orders``, ``report-result``:
+people in the loop.
 
 Each command appends an act to the campaign's inbox (:mod:`labflow.store.inbox`) -- safe while the
 campaign runs in another process -- and waits a few seconds for the campaign to ledger it, then
@@ -133,6 +134,10 @@ def pending(target: Path = typer.Argument(..., help=_CAMPAIGN_HELP)) -> None:
         console.print(t)
     for a in view["posted"]:
         console.print(f"posted, not applied yet: {a['act']} {a['target'][:8]} by {a['who']} at {a['when']}", highlight=False)
+    orders = [o for o in _orders(cdir) if o["state"] == "open"]
+    if orders:
+        console.print(f"{len(orders)} work order{'s' if len(orders) != 1 else ''} of manual stations wait for a result: "
+                      f"labflow work-orders {cdir.path}", highlight=False)
 
 
 def approve(
@@ -224,6 +229,159 @@ def annotate(
     _post(cdir, new_act("annotate", target=full, who=who, after={"flag": "outlier" if outlier else "invalid"}, comment=why), wait)
 
 
+# -- manual stations: work orders and their results ------------------------------------------------
+def _orders(cdir: Any) -> list[dict[str, Any]]:
+    from labflow.store.inbox import work_orders_view
+
+    return work_orders_view(cdir.path)
+
+
+def _campaigns_under(target: Path) -> list[Any]:
+    """Every campaign under a folder of campaigns, or the one campaign ``target`` names."""
+    from labflow.store.campaign_dir import CampaignDir
+
+    if target.is_dir() and not (target / "ledger.lfl").is_file():
+        found = [CampaignDir(d) for d in sorted(target.rglob("*.labflow")) if (d / "ledger.lfl").is_file()]
+        if found:
+            return found
+    return [_campaign(target)]
+
+
+def _with_units(values: dict[str, Any], units: dict[str, str]) -> str:
+    return ", ".join(f"{k}={_fmt(v)}{' ' + units[k] if units.get(k) else ''}" for k, v in values.items())
+
+
+def _left(deadline: float) -> str:
+    s = float(deadline) - time.time()
+    if s <= 0:
+        return "overdue"
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if s >= size:
+            return f"{s / size:.1f} {unit} left"
+    return f"{s:.0f} s left"
+
+
+def work_orders(
+    target: Path = typer.Argument(..., help="a campaign (its .labflow directory or .h5 file), or a folder of campaigns"),
+    every: bool = typer.Option(False, "--all", help="also the orders reported, timed out or closed"),
+) -> None:
+    """List the work orders of manual stations that wait for a person's result, with their parameters in units."""
+    shown = 0
+    for cdir in _campaigns_under(target):
+        orders = [o for o in _orders(cdir) if every or o["state"] in ("open", "posted")]
+        if not orders:
+            continue
+        shown += len(orders)
+        console.print(f"{cdir.path.name}: {len(orders)} work order{'s' if len(orders) != 1 else ''}"
+                      + ("" if every else f" wait{'s' if len(orders) == 1 else ''} for a result"), highlight=False, soft_wrap=True)
+        for o in orders:
+            expects = ", ".join(f"{x['name']} [{x['unit'] or 'dimensionless'}]" for x in o["outputs"])
+            state = o["state"] if o["state"] != "open" else _left(o["deadline"])
+            if o["report"] is not None:
+                state += f", by {o['report']['who']} at {o['report']['when']}"
+            lines = [f"  {o['id']}  station {o['station']}  experiment {o['uid'][:8]}  issued {_when(o['issued'])}  "
+                     f"due {_when(o['deadline'])}  ({state})",
+                     f"      parameters: {_with_units(o['params'], o['units'])}",
+                     f"      report: {expects}"]
+            console.print("\n".join(lines), highlight=False, soft_wrap=True, markup=False)
+    if not shown:
+        console.print(f"{target}: no work order waits for a result", highlight=False)
+
+
+def _find_order(cdir: Any, orders: list[dict[str, Any]], text: str, where: str) -> dict[str, Any]:
+    """The order ``text`` names (WO-0003, wo3, 3, or the first characters of its experiment's uid); it must wait for a result."""
+    from labflow.campaign.human import RefusedAct
+    from labflow.campaign.work_orders import find_order
+
+    try:
+        return find_order(orders, text)
+    except RefusedAct as exc:
+        hint = (f"report results before the deadline; the lab config's manual station sets the timeout" if "timed out" in exc.message
+                else f"list the open ones with: labflow work-orders {cdir.path}")
+        fail_message(f"{where}: {cdir.path.name}: {exc.message}", hint, EXIT_INVALID)
+
+
+def _checked_values(order: dict[str, Any], values: dict[str, str], where: str) -> None:
+    from labflow.campaign.human import RefusedAct
+    from labflow.campaign.work_orders import check_report_values
+
+    try:
+        check_report_values(order, values)
+    except RefusedAct as exc:
+        expects = ", ".join(f"{x['name']} in {x['unit'] or 'dimensionless'}" for x in order["outputs"])
+        fail_message(f"{where}: {exc.message}", f"give every output with its unit, e.g. --value {order['outputs'][0]['name']}=62"
+                     f"{order['outputs'][0]['unit'] or ''} (a value without a unit is in the output's unit); work order "
+                     f"{order['id']} expects {expects}", EXIT_INVALID)
+
+
+def _parse_values(pairs: list[str], where: str = "--value") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            fail_message(f"{where} {pair!r}: expected NAME=VALUE", "e.g. --value product_yield=62percent", EXIT_INVALID)
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _csv_reports(cdir: Any, orders: list[dict[str, Any]], path: Path, by: str | None, comment: str) -> list[dict[str, Any]]:
+    """One report act per row of ``path``, every row checked before anything is posted."""
+    from labflow.campaign.human import RefusedAct
+    from labflow.campaign.work_orders import reports_from_csv
+    from labflow.store.inbox import new_act
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail_message(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}", "give a CSV text file, one row per work order", EXIT_INVALID)
+    try:
+        rows = reports_from_csv(text, orders)
+    except RefusedAct as exc:
+        fail_message(f"{path}: {exc.message}", "columns: work_order, one per output (a value with its unit, or in the output's unit), "
+                     f"and optionally by, comment, failed; the open orders: labflow work-orders {cdir.path}", EXIT_INVALID)
+    return [new_act("report", target=r["order"]["id"], who=r["by"] or by, before=r["order"]["params"], after=r["after"],
+                    comment=r["comment"] or comment) for r in rows]
+
+
+def report_result(
+    target: Path = typer.Argument(..., help=_CAMPAIGN_HELP),
+    order: Optional[str] = typer.Argument(None, help="the work order (WO-0003, or 3); leave out with --csv"),
+    value: list[str] = typer.Option([], "--value", help="NAME=VALUE for every output (repeatable), e.g. --value product_yield=62percent"),
+    failed: Optional[str] = typer.Option(None, "--failed", help="the experiment failed (the reason): recorded as a failure"),
+    csv_file: Optional[Path] = typer.Option(None, "--csv", help="a CSV file: one row per work order (work_order, one column per output; by, comment, failed optional)"),
+    by: Optional[str] = typer.Option(None, "--by", "--as", help="who did the work (default: your login name)"),
+    comment: str = typer.Option("", "--comment", help="a note recorded with the result"),
+    wait: float = typer.Option(10.0, "--wait", help="seconds to wait for the running campaign to record it"),
+) -> None:
+    """Report the result of a manual station's work order: the campaign records it like an automated reading, with who and when."""
+    from labflow.store.inbox import new_act
+
+    cdir = _campaign(target)
+    if (order is None) == (csv_file is None):
+        fail_message("give a work order with --value (or --failed), or --csv FILE, not both", "see the open orders: labflow work-orders "
+                     + str(cdir.path), EXIT_INVALID)
+    orders = _orders(cdir)
+    if csv_file is not None:
+        if value or failed:
+            fail_message("--csv takes the values from the file: leave out --value and --failed", None, EXIT_INVALID)
+        acts = _csv_reports(cdir, orders, csv_file, by, comment)
+    else:
+        found = _find_order(cdir, orders, str(order), "ORDER")
+        if failed is not None:
+            if value or not failed.strip():
+                fail_message("--failed takes the reason, and no --value", "e.g. --failed 'the film cracked'", EXIT_INVALID)
+            after: dict[str, Any] = {"failed": failed.strip()}
+        else:
+            if not value:
+                fail_message(f"no result for work order {found['id']}", "give --value NAME=VALUE for every output: "
+                             + ", ".join(f"{x['name']} [{x['unit'] or 'dimensionless'}]" for x in found["outputs"]), EXIT_INVALID)
+            after = _parse_values(value)
+            _checked_values(found, after, "--value")
+        acts = [new_act("report", target=found["id"], who=by, before=found["params"], after=after, comment=comment)]
+    for act in acts:
+        _post(cdir, act, wait)
+
+
 def _reported(command: Callable[..., None]) -> Callable[..., None]:
     """Run ``command``; a labflow error (a damaged ledger, a campaign still starting) is printed
     with its hint and exit 1, never a traceback."""
@@ -249,6 +407,8 @@ def _when(epoch: float) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``pending``, ``approve``, ``reject``, ``add`` and ``annotate``."""
+    """Add ``pending``, ``approve``, ``reject``, ``add``, ``annotate``, ``work-orders`` and ``report-result``."""
     for command in (pending, approve, reject, add, annotate):
         app.command()(_reported(command))
+    app.command("work-orders")(_reported(work_orders))
+    app.command("report-result")(_reported(report_result))

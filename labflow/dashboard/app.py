@@ -4,7 +4,8 @@ A FastAPI application rendering HTML on the server (Jinja2 templates, autoescape
 script and no external resources: it works offline and needs no build step. The page lists each
 campaign with its progress, its stations busy or idle, the best result so far, the report's
 best-so-far figure (:func:`labflow.report.figures.figure_best_so_far`, redrawn as results
-arrive) and the suggestions waiting for approval with approve, reject and edit buttons. An act
+arrive), the suggestions waiting for approval with approve, reject and edit buttons, and the open
+work orders of manual stations, each with a small form to report its result. An act
 is posted to the campaign's inbox (:mod:`labflow.store.inbox`) as the logged-in user, ``via``
 ``dashboard``; the page then shows what the campaign made of it (applied, or refused and why).
 
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Form, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -34,6 +36,8 @@ from labflow.errors import LabflowError
 __all__ = ["check_bind", "create_app", "is_loopback", "serve"]
 
 COOKIE = "labflow_session"
+CSV_LIMIT = 1 << 20
+"""The largest results CSV the dashboard takes (bytes)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -198,6 +202,42 @@ def create_app(root: str | Path, *, token: str | None = None, act_wait: float = 
             return JSONResponse({"error": "stale page: reload it"}, status_code=403)
         return _post_act(scan(), campaigns, campaign, act, target, comment, edits, s["user"], act_wait)
 
+    @app.post("/report")
+    async def report(request: Request) -> Response:
+        s = session(request)
+        if s is None:
+            return refused(request)
+        if not hmac.compare_digest(request.headers.get("x-csrf-token", "").encode(), s["csrf"].encode()):
+            return JSONResponse({"error": "stale page: reload it"}, status_code=403)
+        form = await request.form()
+        values = {str(k)[len("value."):]: str(v).strip() for k, v in form.items() if str(k).startswith("value.") and str(v).strip()}
+        found = await run_in_threadpool(scan)
+        return await run_in_threadpool(_post_report, found, campaigns, str(form.get("campaign", "")), str(form.get("target", "")),
+                                       values, str(form.get("comment", "")), s["user"], act_wait)
+
+    @app.post("/report-csv")
+    async def report_csv(request: Request) -> Response:
+        s = session(request)
+        if s is None:
+            return refused(request)
+        if not hmac.compare_digest(request.headers.get("x-csrf-token", "").encode(), s["csrf"].encode()):
+            return JSONResponse({"error": "stale page: reload it"}, status_code=403)
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            return JSONResponse({"error": "choose a CSV file of results first"}, status_code=400)
+        data = await upload.read(CSV_LIMIT + 1)
+        if len(data) > CSV_LIMIT:
+            return JSONResponse({"error": f"{upload.filename}: larger than {CSV_LIMIT // 1024} KiB; one row per work order is enough"},
+                                status_code=413)
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            return JSONResponse({"error": f"{upload.filename}: not a UTF-8 text file (byte {exc.start})"}, status_code=400)
+        found = await run_in_threadpool(scan)
+        return await run_in_threadpool(_post_csv, found, campaigns, str(form.get("campaign", "")), str(upload.filename or "the file"),
+                                       text, s["user"], act_wait)
+
     app.router.on_shutdown.append(figures.close)
     return app
 
@@ -205,7 +245,7 @@ def create_app(root: str | Path, *, token: str | None = None, act_wait: float = 
 def _post_act(found: list[CampaignSummary], campaigns: Campaigns, key: str, kind: str, target: str, comment: str, edits: str,
               user: str, wait: float) -> JSONResponse:
     """Post an approve, reject or edit as ``user``; wait up to ``wait`` s for the campaign's verdict."""
-    from labflow.store.inbox import new_act, post_act
+    from labflow.store.inbox import new_act
 
     summary = next((c for c in found if c.key == key), None)
     if summary is None:
@@ -225,12 +265,68 @@ def _post_act(found: list[CampaignSummary], campaigns: Campaigns, key: str, kind
                 after[name.strip()] = value.strip()
         if not after:
             return JSONResponse({"error": "an edit needs NAME=VALUE pairs"}, status_code=400)
+    record = new_act(kind, target=target, who=user, before=waiting[target]["params"], after=after, comment=comment.strip(), via="dashboard")
+    return _verdict(campaigns, summary, record, wait)
+
+
+def _post_report(found: list[CampaignSummary], campaigns: Campaigns, key: str, target: str, values: dict[str, str], comment: str,
+                 user: str, wait: float) -> JSONResponse:
+    """Post the result of an open work order as ``user`` (values checked first: units, every output, the physical range)."""
+    from labflow.campaign.human import RefusedAct
+    from labflow.campaign.work_orders import check_report_values
+    from labflow.store.inbox import new_act
+
+    summary = next((c for c in found if c.key == key), None)
+    if summary is None:
+        return JSONResponse({"error": f"no campaign {key!r} under this folder"}, status_code=404)
+    order = next((o for o in summary.work_orders if o["id"] == target), None)
+    if order is None:
+        return JSONResponse({"error": f"work order {target} of {summary.name} does not wait for a result"}, status_code=409)
+    try:
+        check_report_values(order, values)
+    except RefusedAct as exc:
+        return JSONResponse({"error": exc.message}, status_code=400)
+    record = new_act("report", target=target, who=user, before=order["params"], after=values, comment=comment.strip(), via="dashboard")
+    return _verdict(campaigns, summary, record, wait)
+
+
+def _post_csv(found: list[CampaignSummary], campaigns: Campaigns, key: str, filename: str, text: str, user: str,
+              wait: float) -> JSONResponse:
+    """Post one report per row of an uploaded results CSV (every row checked first; one bad row posts nothing)."""
+    from labflow.campaign.human import RefusedAct
+    from labflow.campaign.work_orders import reports_from_csv
+    from labflow.store.inbox import new_act, work_orders_view
+
+    summary = next((c for c in found if c.key == key), None)
+    if summary is None:
+        return JSONResponse({"error": f"no campaign {key!r} under this folder"}, status_code=404)
     follower = campaigns.follower(key)
     assert follower is not None
-    record = new_act(kind, target=target, who=user, before=waiting[target]["params"], after=after, comment=comment.strip(), via="dashboard")
+    try:
+        rows = reports_from_csv(text, work_orders_view(follower.cdir.path))
+    except RefusedAct as exc:
+        return JSONResponse({"error": f"{filename}: {exc.message}; nothing was posted"}, status_code=400)
+    verdicts = []
+    for r in rows:
+        record = new_act("report", target=r["order"]["id"], who=r["by"] or user, before=r["order"]["params"], after=r["after"],
+                         comment=r["comment"], via="dashboard")
+        verdicts.append(_verdict(campaigns, summary, record, wait).body.decode())
+    import json
+
+    messages = [json.loads(v).get("message", "") for v in verdicts]
+    return JSONResponse({"outcome": "posted", "message": f"{filename}: {len(rows)} report(s): " + "; ".join(messages)})
+
+
+def _verdict(campaigns: Campaigns, summary: CampaignSummary, record: dict[str, Any], wait: float) -> JSONResponse:
+    """Post ``record`` to the campaign's inbox; wait up to ``wait`` s for the campaign's verdict."""
+    from labflow.store.inbox import post_act
+
+    follower = campaigns.follower(summary.key)
+    assert follower is not None
     post_act(follower.cdir.path, record)
     if not summary.running:
         return JSONResponse({"outcome": "posted", "message": f"posted; {summary.name} is not running: it applies this when resumed"})
+    kind, target = record["act"], record["target"]
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         done = next((a for a in _ledgered(follower) if a["id"] == record["id"]), None)

@@ -46,6 +46,7 @@ class CampaignSummary:
     posted: list[dict[str, Any]]
     provenance: Path
     updated: float = field(default_factory=time.time)
+    work_orders: list[dict[str, Any]] = field(default_factory=list)  # manual stations' orders waiting for a result, oldest first
 
     @property
     def state(self) -> str:
@@ -71,6 +72,8 @@ class CampaignFollower:
         self.waiting: dict[str, dict[str, Any]] = {}
         self.acts: list[dict[str, Any]] = []
         self.annotated: set[str] = set()
+        self.orders: dict[str, dict[str, Any]] = {}  # work orders of manual stations: id -> its record
+        self.reported: set[str] = set()  # ids of work orders whose report is recorded
         self.ended = False
 
     def _fold(self, r: dict[str, Any]) -> None:
@@ -97,6 +100,10 @@ class CampaignFollower:
                     self.waiting.pop(r.get("target", ""), None)
                 if act == "annotate":
                     self.annotated.add(r.get("target", ""))
+                if act == "report":
+                    self.reported.add(r.get("target", ""))
+        elif k == "work_order":
+            self.orders[r["id"]] = r
         elif k == "end":
             self.ended = bool(r.get("complete", False))
         elif k == "resumed":
@@ -126,8 +133,16 @@ class CampaignFollower:
             best=self._best(completed, objectives, units), objectives=objectives, units=units,
             waiting=[] if self.ended else sorted(self.waiting.values(), key=lambda w: w.get("requested", 0.0)),
             acts=self.acts[-8:][::-1], posted=[] if self.ended else [a for a in read_inbox(self.cdir.path) if a["id"] not in ledgered],
-            provenance=self.cdir.provenance_path,
+            provenance=self.cdir.provenance_path, work_orders=self._open_orders(),
         )
+
+    def _open_orders(self) -> list[dict[str, Any]]:
+        """Work orders waiting for a result: not reported, their experiment not finished, not past their deadline."""
+        if self.ended:
+            return []
+        now = time.time()
+        return [o for o in self.orders.values()
+                if o["id"] not in self.reported and o["uid"] not in self.finished and float(o["deadline"]) > now]
 
     def _stations(self, h: dict[str, Any]) -> list[str]:
         names = {r.get("station", "") for r in self.started.values()} - {""}

@@ -164,6 +164,7 @@ class CampaignHistory:
     documents: list[dict] = field(default_factory=list)
     human: list[dict] = field(default_factory=list)  # people's acts, applied or refused (labflow.store.inbox)
     waiting: list[dict] = field(default_factory=list)  # suggestions held for approval ('waiting' records)
+    work_orders: list[dict] = field(default_factory=list)  # work orders of manual stations ('work_order' records), in issue order
     end: dict | None = None
     records: int = 0
 
@@ -280,6 +281,8 @@ class CampaignDir:
                 h.human.append(r)
             elif k == "waiting":
                 h.waiting.append(r)
+            elif k == "work_order":
+                h.work_orders.append(r)
             elif k == "end":
                 h.end = r
             elif k == "resumed":

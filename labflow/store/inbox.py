@@ -33,14 +33,15 @@ from filelock import FileLock
 
 from labflow.store.ledger import Ledger, TornTailWarning, read_records
 
-__all__ = ["ACTS", "INBOX", "new_act", "post_act", "read_inbox"]
+__all__ = ["ACTS", "INBOX", "new_act", "post_act", "read_inbox", "work_orders_view"]
 
 INBOX = "inbox.lfl"
 INBOX_LOCK = "inbox.lock"
 
-ACTS = ("approve", "reject", "edit", "add", "annotate", "expire")
+ACTS = ("approve", "reject", "edit", "add", "annotate", "expire", "report")
 """What a person can do: approve a suggestion, reject it, edit and approve it, add an experiment,
-annotate a finished one; ``expire`` is the gate's own act when an approval timed out."""
+annotate a finished one, report the result of a manual station's work order (``target`` is the
+order's id); ``expire`` is the gate's own act when an approval timed out."""
 
 
 def _now() -> str:
@@ -149,3 +150,51 @@ def annotate_finished(cdir_path: str | Path, act: Mapping[str, Any]) -> dict[str
             ledger.close()
         append_human_acts(cdir.provenance_path, [record])
     return record
+
+
+def _epoch(when: Any) -> float:
+    """An act's ``when`` (ISO 8601) as epoch seconds; +inf when it cannot be read (never early)."""
+    try:
+        return _dt.datetime.fromisoformat(str(when)).timestamp()
+    except ValueError:
+        return float("inf")
+
+
+def work_orders_view(cdir_path: str | Path, *, now: float | None = None) -> list[dict[str, Any]]:
+    """The work orders of a campaign's manual stations, read from its ledger and inbox without taking
+    its lock, in issue order. Each is its ``work_order`` record (``id``, ``uid`` of the experiment,
+    ``station``, ``params`` with ``units``, the ``outputs`` expected, ``issued``, ``deadline``,
+    ``timeout_s``) plus ``state``: ``open`` (waiting for a result), ``posted`` (a report waits in the
+    inbox for the campaign to record it), ``reported`` (recorded), ``timed out`` (no report before the
+    deadline) or ``closed`` (the experiment's result is recorded, or the campaign ended); and
+    ``report``: the ledgered or posted report act, if any."""
+    import time
+
+    from labflow.store.campaign_dir import CampaignDir
+
+    cdir = CampaignDir(cdir_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TornTailWarning)  # the campaign may be appending right now
+        history = cdir.history()
+    now = time.time() if now is None else float(now)
+    ended = history.end is not None and history.end.get("complete", False)
+    finished = set(history.finished_uids)
+    reports = {a["target"]: a for a in history.human if a.get("act") == "report" and a.get("outcome") == "applied"}
+    ledgered = {a["id"] for a in history.human}
+    posted = {a["target"]: a for a in read_inbox(cdir.path) if a.get("act") == "report" and a["id"] not in ledgered}
+    out = []
+    for order in history.work_orders:
+        o = {k: v for k, v in order.items() if k != "k"}
+        oid = o["id"]
+        if oid in reports:
+            o["state"], o["report"] = "reported", reports[oid]
+        elif oid in posted and _epoch(posted[oid].get("when")) <= float(o["deadline"]):
+            o["state"], o["report"] = "posted", posted[oid]
+        elif o["uid"] in finished or ended:
+            o["state"], o["report"] = ("timed out" if now >= float(o["deadline"]) else "closed"), None
+        elif now >= float(o["deadline"]):
+            o["state"], o["report"] = "timed out", None
+        else:
+            o["state"], o["report"] = "open", None
+        out.append(o)
+    return out

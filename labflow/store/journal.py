@@ -12,7 +12,8 @@ never deleted.
 
 Ledger record kinds (``"k"``): ``campaign`` (header), ``suggestion``, ``started``, ``doc``,
 ``finished``, ``interrupted``, ``resumed``, ``end``; with people in the loop also ``waiting`` (a
-suggestion held for approval) and ``human`` (a person's act, :mod:`labflow.store.inbox`).
+suggestion held for approval) and ``human`` (a person's act, :mod:`labflow.store.inbox`); with manual
+stations ``work_order`` (a work order issued to a person, :mod:`labflow.campaign.work_orders`).
 """
 
 from __future__ import annotations
@@ -113,6 +114,12 @@ class CampaignJournal:
         self.ledger.append({**dict(act), "k": "human"})
         self.writer.record_human(act)
 
+    def work_order(self, record: Mapping[str, Any]) -> None:
+        """A manual station issued a work order (ledgered and fsynced before anyone is asked: a resume
+        finds it and issues no second one for the same experiment)."""
+        self.ledger.append({**dict(record), "k": "work_order"})
+        self.writer.record_work_order(record)
+
     def snapshot(self, state: Mapping[str, Any]) -> None:
         self.cdir.write_snapshot({**dict(state), "ledger_records": self.ledger.records_written})
 
@@ -177,5 +184,7 @@ def rebuild_provenance(cdir: CampaignDir, history: CampaignHistory, *, space: An
         writer.record_interrupted({k: v for k, v in r.items() if k != "k"})
     for r in history.human:
         writer.record_human(r)
+    for r in history.work_orders:
+        writer.record_work_order(r)
     writer.publish()
     return writer, report

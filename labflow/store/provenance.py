@@ -21,7 +21,11 @@ Layout (every group carries an ``NX_class`` attribute so NeXus-aware viewers sho
     /human_acts/            (people in the loop) one row per person's act, in ledger order: id, act
                             (approve, reject, edit, add, annotate, expire), target uid, who, when,
                             before, after (JSON), comment, via (cli, dashboard, prefect), outcome
-                            (applied or refused) and refusal (why)
+                            (applied or refused) and refusal (why); a manual station's result is a ``report``
+                            act on its work order
+    /work_orders/           (manual stations) one row per work order issued, in issue order: id (WO-0001),
+                            uid of the experiment, attempt, station, params and units (JSON), outputs
+                            expected (JSON), issued and deadline (epoch s), timeout_s
     /entry                  NXentry (the root's ``default``): best so far against experiment number, one
                             NXdata per objective, plotted on open by h5web and silx (labflow.store.nexus)
 
@@ -97,6 +101,10 @@ from labflow.space import Categorical, Integer, Space
 STR = h5py.string_dtype()
 HUMAN_COLUMNS = ("id", "act", "target", "who", "when", "before", "after", "comment", "via", "outcome", "refusal")
 """The columns of ``/human_acts`` (all text; ``before``/``after`` hold JSON objects of values)."""
+WORK_ORDER_COLUMNS = {"id": (STR, None), "uid": (STR, None), "attempt": (np.int64, None), "station": (STR, None),
+                      "params": (STR, None), "units": (STR, None), "outputs": (STR, None), "issued": (np.float64, "s"),
+                      "timeout_s": (np.float64, "s"), "deadline": (np.float64, "s")}
+"""The columns of ``/work_orders`` (``params``, ``units``, ``outputs`` hold JSON; times in epoch seconds)."""
 FORMAT_VERSION = "1"
 # No newer than HDF5 1.8 formats: the superblock then has no "open for write" flags, so a file a
 # SIGKILL left behind still opens in any HDF5 tool (with libver="latest" it needs h5clear first).
@@ -316,6 +324,7 @@ class ProvenanceWriter:
         self._qlock = threading.Lock()
         self._flush_error: BaseException | None = None
         self._human: _Table | None = None
+        self._work_orders: _Table | None = None
         try:
             # HDF5's own file lock is off so that `labflow inspect` and live monitors can read the file
             # while it is written; a campaign has one writer by construction (one writer object per file).
@@ -497,6 +506,18 @@ class ProvenanceWriter:
                 group.attrs["description"] = "people's acts on the campaign, in the order the campaign ledgered them"
                 self._human = _Table(group, {name: (STR, None) for name in HUMAN_COLUMNS})
             self._human.append(_human_row(act))
+            self._f.flush()
+
+    @_guard_disk
+    def record_work_order(self, order: Mapping[str, Any]) -> None:
+        """Append a manual station's work order to ``/work_orders`` (the group is made with the first one)."""
+        with self._lock:
+            if self._work_orders is None:
+                group = self._f.require_group("work_orders")
+                group.attrs["NX_class"] = "NXcollection"
+                group.attrs["description"] = "work orders issued to people by manual stations, in issue order; their results are report acts in /human_acts"
+                self._work_orders = _Table(group, WORK_ORDER_COLUMNS)
+            self._work_orders.append({k: (_json(order.get(k)) if k in ("params", "units", "outputs") else order.get(k)) for k in WORK_ORDER_COLUMNS})
             self._f.flush()
 
     @_guard_disk
@@ -703,6 +724,7 @@ class CampaignRecord:
     interrupted: pd.DataFrame = field(default_factory=pd.DataFrame)
     prior: pd.DataFrame = field(default_factory=pd.DataFrame)
     human: pd.DataFrame = field(default_factory=pd.DataFrame)  # /human_acts: people's acts (labflow.store.inbox)
+    work_orders: pd.DataFrame = field(default_factory=pd.DataFrame)  # /work_orders: manual stations' orders
 
     @property
     def completed(self) -> pd.DataFrame:
@@ -912,8 +934,14 @@ def _read_campaign_file(p: Path) -> CampaignRecord:
         if "human_acts" in f:
             for name, ds in f["human_acts"].items():
                 human[name] = [x.decode() if isinstance(x, bytes) else x for x in ds[()]]
+        orders = {}
+        if "work_orders" in f:
+            for name, ds in f["work_orders"].items():
+                data = ds[()]
+                orders[name] = [x.decode() if isinstance(x, bytes) else x for x in data] if h5py.check_string_dtype(ds.dtype) else data
         return CampaignRecord(
             path=p,
+            work_orders=pd.DataFrame(_equal_length(orders), columns=list(WORK_ORDER_COLUMNS)),
             human=pd.DataFrame(_equal_length(human), columns=list(HUMAN_COLUMNS)) if human else pd.DataFrame(columns=list(HUMAN_COLUMNS)),
             interrupted=pd.DataFrame(_equal_length(intr)),
             prior=pd.DataFrame(_equal_length(prior)),
