@@ -214,7 +214,7 @@ def _lab_adapter() -> TypeAdapter:
     global _adapter
     _load_builtin_kinds()
     if _adapter is None:
-        union = Union[tuple(_KINDS.values())]  # type: ignore[valid-type]
+        union = Union[tuple(_KINDS[k] for k in sorted(_KINDS))]  # type: ignore[valid-type]  # sorted: the schema does not depend on import order
         _adapter = TypeAdapter(Annotated[union, Field(discriminator="kind")])
     return _adapter
 
