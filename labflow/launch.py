@@ -30,6 +30,7 @@ from labflow.errors import (
     DiskFullError,
     FailureRateExceeded,
     LabflowError,
+    PlanningUnavailable,
     Problem,
     ProvenanceError,
     RecipeError,
@@ -50,6 +51,7 @@ __all__ = [
     "apply_overrides",
     "build_planner",
     "load_prior",
+    "planning_site",
     "provenance_path",
     "rebuild_campaign",
     "recipe_from_header",
@@ -131,6 +133,7 @@ def run_recipe(
                 f"{out} already holds an unfinished campaign {recipe.name!r} ({d.path.name}); starting over would run its experiments again",
                 hint=f"continue it with: labflow resume {d.path}   (or pass --new to start a separate campaign)",
             )
+    planning = planning_site(recipe)  # before anything is written: no server or no pool leaves no campaign behind
     started = _dt.datetime.now()
     out.mkdir(parents=True, exist_ok=True)
     while True:
@@ -175,7 +178,7 @@ def run_recipe(
         journal = CampaignJournal(cdir, ledger, writer)
         return _drive(recipe, journal, planner, kind, time_scale=time_scale, listeners=listeners, history=None,
                       failure_budget=failure_budget, suspenders=suspenders, handle_signals=handle_signals, stop_grace=stop_grace,
-                      executor_options=executor_options)
+                      executor_options=executor_options, planning=planning)
     finally:
         lock.release()
 
@@ -308,6 +311,7 @@ def resume_campaign(
                                     f"`labflow rebuild {cdir.path}` rewrites it from the ledger")
         recipe = recipe_from_header(history.header)
         kind = executor or history.header.get("executor") or recipe.spec.execution.executor
+        planning = planning_site(recipe)  # before the ledger is touched
         objectives = recipe.objectives
         planner = build_planner(recipe)
         space = planner.space
@@ -332,7 +336,7 @@ def resume_campaign(
         journal = CampaignJournal(cdir, ledger, writer)
         outcome = _drive(recipe, journal, planner, kind, time_scale=time_scale, listeners=listeners, history=history,
                          failure_budget=failure_budget, suspenders=suspenders, handle_signals=handle_signals, stop_grace=stop_grace,
-                         executor_options=executor_options)
+                         executor_options=executor_options, planning=planning)
         outcome.extra["resume"] = {**report, "finished_before": len(history.finished), "repeated": outcome.state.repeated}
         return outcome
     finally:
@@ -396,7 +400,7 @@ def _resume_hint(cdir: Any) -> str:
 
 def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *, time_scale: float | None, listeners: Iterable[Listener],
            history: CampaignHistory | None, failure_budget: FailureBudget | None, suspenders: Iterable[Any], handle_signals: bool,
-           stop_grace: float, executor_options: Mapping[str, Any] | None = None) -> CampaignOutcome:
+           stop_grace: float, executor_options: Mapping[str, Any] | None = None, planning: Any = None) -> CampaignOutcome:
     execution = recipe.spec.execution
     lab = None
     ex: Any = None
@@ -441,16 +445,19 @@ def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *,
             costs=recipe.fidelity_costs(),
             people=_people(recipe, journal, planner, lab),
             cost_budget=recipe.cost_budget,
+            planning=planning,
         )
         try:
             try:
                 ex.drive(campaign.run, name=f"labflow-{recipe.name}", run_name=journal.path.stem, workers=len(runners))
             finally:
                 ex.close()
-        except (CampaignInterrupted, FailureRateExceeded) as exc:
+        except (CampaignInterrupted, FailureRateExceeded, PlanningUnavailable) as exc:
             _end(journal, campaign, kind, ex, ex.utilization(len(runners)), complete=False, reason=f"{type(exc).__name__}: {exc.message}")
             if isinstance(exc, CampaignInterrupted):  # the loop does not know where the campaign lives: name it
                 raise CampaignInterrupted(exc.message, hint=_resume_hint(journal.cdir)) from exc
+            if isinstance(exc, PlanningUnavailable):
+                raise PlanningUnavailable(exc.message, hint=f"{exc.hint}; {_resume_hint(journal.cdir)}" if exc.hint else _resume_hint(journal.cdir)) from exc
             raise
         except DiskFullError as exc:
             # nothing more can be written; resume rebuilds from the ledger
@@ -465,6 +472,22 @@ def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *,
         finally:
             if lab is not None:
                 lab.close()
+
+
+def planning_site(recipe: Recipe) -> Any:
+    """Where the recipe's planner computes: None (here), or a
+    :class:`~labflow.executors.remote_planning.RemotePlanning` on ``planner.where.pool``, its
+    deployment created or updated on the Prefect server (raises
+    :class:`~labflow.errors.PlanningUnavailable` when there is no server or no such pool)."""
+    where = recipe.spec.planner.where
+    if where is None:
+        return None
+    from labflow.executors.remote_planning import RemotePlanning
+
+    site = RemotePlanning(where.pool, deployment=where.deployment, timeout=where.timeout_s, fallback=where.fallback,
+                          tags=[f"campaign:{recipe.name}"])
+    site.prepare()
+    return site
 
 
 def _people(recipe: Recipe, journal: CampaignJournal, planner: Any, lab: Any) -> PeopleInTheLoop:
