@@ -124,7 +124,7 @@ def plan_step(request: str) -> dict[str, Any]:
 
     answer = answer_request(request)
     kinds = sorted({c["generator"] for c in answer["candidates"]})
-    Artifact(type=ARTIFACT_TYPE, key=None, data=json.dumps(answer, default=_plain),
+    Artifact(type=ARTIFACT_TYPE, key=None, data=json.loads(json.dumps(answer, default=_plain)),
              description=f"labflow planning step: {len(answer['candidates'])} candidate(s) ({', '.join(kinds) or 'none'})"
                          + (f"; the planner raised {answer['error']['type']}" if answer["error"] else "")).create()
     return {"candidates": len(answer["candidates"]), "error": answer["error"], "host": answer["host"], "seconds": answer["seconds"]}
@@ -193,11 +193,10 @@ class RemotePlanning:
         except httpx.HTTPError as exc:
             raise PlanningUnavailable(f"planner.where.pool {self.pool!r}: the Prefect server at {api} did not answer ({exc})",
                                       hint="is `prefect server start` running there?") from None
-        plan_step.deploy(
-            self.deployment, work_pool_name=self.pool, entrypoint_type=EntrypointType.MODULE_PATH, build=False, push=False,
-            print_next_steps=False, ignore_warnings=True, tags=["labflow", "labflow-planning"],
+        plan_step.to_deployment(
+            self.deployment, work_pool_name=self.pool, entrypoint_type=EntrypointType.MODULE_PATH, tags=["labflow", "labflow-planning"],
             description="labflow planning step: a planner's JSON document in, suggestions out (artifact 'labflow-plan')",
-        )
+        ).apply()
 
     def ask(self, planner: Planner, n: int, pending: Sequence[Candidate], **given: Any) -> list[Candidate]:
         """``planner.ask(n, pending, **given)`` computed on the pool; ``planner`` adopts the state it asked in.
