@@ -186,6 +186,10 @@ class RemotePlanning:
         try:
             with get_client(sync_client=True) as client:
                 client.read_work_pool(self.pool)
+            plan_step.to_deployment(
+                self.deployment, work_pool_name=self.pool, entrypoint_type=EntrypointType.MODULE_PATH, tags=["labflow", "labflow-planning"],
+                description="labflow planning step: a planner's JSON document in, suggestions out (artifact 'labflow-plan')",
+            ).apply()
         except ObjectNotFound:
             raise PlanningUnavailable(f"planner.where.pool {self.pool!r}: the Prefect server at {api} has no such work pool",
                                       hint=f"create it with `prefect work-pool create {self.pool} --type process` and start "
@@ -193,10 +197,6 @@ class RemotePlanning:
         except httpx.HTTPError as exc:
             raise PlanningUnavailable(f"planner.where.pool {self.pool!r}: the Prefect server at {api} did not answer ({exc})",
                                       hint="is `prefect server start` running there?") from None
-        plan_step.to_deployment(
-            self.deployment, work_pool_name=self.pool, entrypoint_type=EntrypointType.MODULE_PATH, tags=["labflow", "labflow-planning"],
-            description="labflow planning step: a planner's JSON document in, suggestions out (artifact 'labflow-plan')",
-        ).apply()
 
     def ask(self, planner: Planner, n: int, pending: Sequence[Candidate], **given: Any) -> list[Candidate]:
         """``planner.ask(n, pending, **given)`` computed on the pool; ``planner`` adopts the state it asked in.
@@ -208,11 +208,10 @@ class RemotePlanning:
         t0 = time.perf_counter()
         request = plan_request(planner, n, pending, given.get("choices"), given.get("fidelity"))
         self.steps += 1
-        answer, flow_run_id, failure = None, None, ""
         try:
             answer, flow_run_id = self._run(request)
         except PlanningUnavailable as exc:
-            failure = exc.message
+            answer, failure = None, exc.message
         if answer is None:
             if self.fallback != "local":
                 raise PlanningUnavailable(failure, hint=f"check the workers of work pool {self.pool!r} (`prefect worker start --pool {self.pool}`), "
@@ -220,7 +219,7 @@ class RemotePlanning:
             self.fallbacks += 1
             log.warning("planning on work pool %s failed (%s); planning here instead", self.pool, failure)
             got = planner.ask(n, pending, **given)
-            self.last_where = {"computed": "local", "fallback_from": self.pool, "reason": failure, "flow_run": flow_run_id}
+            self.last_where = {"computed": "local", "fallback_from": self.pool, "reason": failure}
             return got
         self._adopt(planner, answer)
         self.last_where = {"computed": "remote", "pool": self.pool, "deployment": self.full_name, "flow_run": flow_run_id,
