@@ -109,11 +109,13 @@ def run_recipe(
     handle_signals: bool = True,
     stop_grace: float = 5.0,
     executor_options: Mapping[str, Any] | None = None,
+    plan_on: str | None = None,
 ) -> CampaignOutcome:
     """Run a campaign described by ``recipe`` and write its provenance file into ``out_dir``.
 
     ``executor_options`` are passed to the executor's constructor (e.g. the Prefect executor's
-    ``station_limits``), beside the attempt policy and the number of stations.
+    ``station_limits``), beside the attempt policy and the number of stations. ``plan_on``: plan on
+    a worker of this Prefect work pool (the recipe's ``planner.where.pool``, overridden and recorded).
 
     Raises :class:`~labflow.errors.CampaignExists` when ``out_dir`` holds an unfinished campaign
     of the same recipe that no process is running (resume it, or pass ``new=True``);
@@ -123,7 +125,7 @@ def run_recipe(
     kind = executor or recipe.spec.execution.executor
     if kind not in executor_names():
         raise RecipeError("invalid executor", problems=[Problem("execution.executor", f"unknown executor {kind!r}; known: {executor_names()}")])
-    recipe, overrides = apply_overrides(recipe, budget=budget, seed=seed, executor=executor, time_scale=time_scale)
+    recipe, overrides = apply_overrides(recipe, budget=budget, seed=seed, executor=executor, time_scale=time_scale, plan_on=plan_on)
     out = Path(out_dir)
     if not new and out.is_dir():
         found = unfinished_campaigns(out, recipe.name)
@@ -184,12 +186,14 @@ def run_recipe(
 
 
 def apply_overrides(recipe: Recipe, *, budget: int | None = None, seed: int | None = None, executor: str | None = None,
-                    time_scale: float | None = None) -> tuple[Recipe, dict[str, dict[str, Any]]]:
+                    time_scale: float | None = None, plan_on: str | None = None) -> tuple[Recipe, dict[str, dict[str, Any]]]:
     """The recipe as it will run, and what changed it: ``{setting: {"recipe": as written, "run": as run}}``
-    for each of budget, seed, executor and time scale given and different from the recipe's.
+    for each of budget, seed, executor, time scale and planning pool (``plan_on``) given and
+    different from the recipe's.
 
-    The budget, the seed and the executor go into the effective recipe (its hash is the run's);
-    the time scale is the lab's (``time_scale`` of a simulated lab) and is recorded only.
+    The budget, the seed, the executor and the planning pool (``planner.where.pool``, its other
+    fields kept) go into the effective recipe (its hash is the run's); the time scale is the lab's
+    (``time_scale`` of a simulated lab) and is recorded only.
     """
     overrides: dict[str, dict[str, Any]] = {}
     changes: dict[str, Any] = {}
@@ -203,6 +207,11 @@ def apply_overrides(recipe: Recipe, *, budget: int | None = None, seed: int | No
     if executor is not None and executor != written:
         overrides["executor"] = {"recipe": written, "run": executor}
         changes["execution"] = {**recipe.to_dict()["execution"], "executor": executor}
+    where = recipe.spec.planner.where
+    if plan_on is not None and (where is None or where.pool != plan_on):
+        overrides["plan_on"] = {"recipe": where.pool if where is not None else None, "run": plan_on}
+        planner = recipe.to_dict()["planner"]
+        changes["planner"] = {**planner, "where": {**(planner.get("where") or {}), "pool": plan_on}}
     if time_scale is not None:
         lab_scale = getattr(recipe.lab_config, "time_scale", None)
         if lab_scale != time_scale:

@@ -173,6 +173,21 @@ def test_the_recipe_says_where_the_planner_computes(tmp_path):
     assert "planner.where.fallback" in text
 
 
+def test_plan_on_overrides_the_recipes_pool_and_is_recorded(tmp_path):
+    from labflow.launch import apply_overrides
+    from labflow.recipe import load_recipe
+
+    here = load_recipe(write_recipe(tmp_path, "here", recipe_text()))
+    there, overrides = apply_overrides(here, plan_on="gpu-box")
+    assert there.spec.planner.where.pool == "gpu-box" and there.spec.planner.where.fallback == "error"
+    assert overrides == {"plan_on": {"recipe": None, "run": "gpu-box"}} and there.hash != here.hash
+    written = load_recipe(write_recipe(tmp_path, "written", recipe_text(where="  where: {pool: a, fallback: local}\n")))
+    moved, overrides = apply_overrides(written, plan_on="b")
+    assert (moved.spec.planner.where.pool, moved.spec.planner.where.fallback) == ("b", "local")
+    assert overrides == {"plan_on": {"recipe": "a", "run": "b"}}
+    assert apply_overrides(written, plan_on="a") == (written, {})
+
+
 # -- real server and worker -------------------------------------------------------------------------
 
 
@@ -232,11 +247,21 @@ def test_a_pool_without_workers_stops_the_campaign_with_a_clear_error_or_plans_h
 
 
 def test_a_pool_that_does_not_exist_is_refused_before_anything_is_written(prefect_server, tmp_path):
+    from typer.testing import CliRunner
+
+    from labflow.cli import app
+
     with pytest.raises(PlanningUnavailable) as err:
         run(write_recipe(tmp_path, "nopool", recipe_text(where="  where: {pool: no-such-pool}\n")), tmp_path / "out")
     assert "no such work pool" in err.value.message
     assert "prefect work-pool create no-such-pool --type process" in err.value.hint
     assert not (tmp_path / "out").exists()
+
+    done = CliRunner().invoke(app, ["run", str(write_recipe(tmp_path, "here", recipe_text())), "--out", str(tmp_path / "cli"),
+                                    "--plan-on", "no-such-pool", "--quiet"])
+    assert done.exit_code == 1, done.output
+    assert "no such work pool" in done.output and "hint:" in done.output and "prefect work-pool create no-such-pool" in done.output
+    assert not (tmp_path / "cli").exists() or not list((tmp_path / "cli").iterdir())
 
 
 @pytest.mark.slow
