@@ -277,3 +277,29 @@ def test_a_bayesian_campaign_planning_on_another_pool_matches_the_one_planned_he
     assert [{k: s[k] for k in SAME} for s in local] == [{k: s[k] for k in SAME} for s in remote]
     assert {g for s in remote for g in s["generators"]} >= {"sobol", "qLogNEI"}
     assert {s["where"]["computed"] for s in remote} == {"remote"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_a_campaign_stopped_for_want_of_a_planning_worker_resumes_when_one_is_back(prefect_server, tmp_path, root):
+    """No worker on pool `late-planning`: the first planning step times out and the campaign stops;
+    once a worker runs, `labflow resume` finishes it, with the suggestions a campaign planned here makes."""
+    from prefect.settings import PREFECT_API_URL
+
+    from labflow.launch import resume_campaign
+    from labflow.testing.prefect import PrefectWorker, prefect_env
+
+    ensure_pool("late-planning")
+    with pytest.raises(PlanningUnavailable):
+        run(write_recipe(tmp_path, "late", recipe_text(where="  where: {pool: late-planning, timeout: 90 s}\n")), tmp_path / "late")
+    (cdir,) = (tmp_path / "late").glob("*.labflow")
+    worker = PrefectWorker("late-planning", "gpu-late", prefect_env(PREFECT_API_URL.value(), tmp_path / "worker-home", PYTHONPATH=str(root)), tmp_path)
+    try:
+        resumed = resume_campaign(cdir, handle_signals=False)
+    finally:
+        worker.stop()
+    assert verify_campaign(resumed.path)["complete"]
+    here = run(write_recipe(tmp_path, "here", recipe_text()), tmp_path / "here")
+    local, remote = suggestions(here.path), suggestions(resumed.path)
+    assert [{k: s[k] for k in SAME} for s in local] == [{k: s[k] for k in SAME} for s in remote]
+    assert {s["where"]["computed"] for s in remote} == {"remote"}
