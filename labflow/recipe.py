@@ -249,7 +249,7 @@ class ObjectiveSpec(_Model):
 
 class PlanningPlaceSpec(_Model):
     """Where the planner computes: a Prefect work pool (another machine, e.g. a GPU box) whose
-    workers run each planning step (``labflow.executors.remote_planning``, decision 0010).
+    workers run each planning step (``labflow.executors.remote_planning``, decision 0012).
 
     ``timeout``: how long one step may take, queueing and the worker's start included;
     ``fallback``: ``error`` (stop the campaign, resumable) or ``local`` (plan here, recorded)

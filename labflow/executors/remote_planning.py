@@ -6,7 +6,7 @@ pool ``gpu-box`` for every suggestion. Each planning step is one flow run of the
 flow :func:`plan_step` (deployment ``labflow-plan-step/<pool>``, created or updated when the
 campaign starts, by module path: the planning machine needs labflow installed, nothing else).
 
-What travels (decision 0010):
+What travels (decision 0012):
 
 * to the planning machine, as the flow run's one parameter: a JSON text holding the planner's
   document (:meth:`~labflow.planners.base.Planner.to_document`: kind, space, objectives, seed,
