@@ -12,15 +12,26 @@ once, then one campaign alone on the same server, and reports:
 - station conflicts: pairs of bluesky runs of different campaigns on the same station of the
   same lab that overlap in time (must be 0: the station limits).
 
+- how often the server found SQLite busy ("database is locked", answered 503 for the client to
+  retry): the server runs with PREFECT_SERVER_LOG_RETRYABLE_ERRORS=true and its log is counted.
+
+`--prefect-settings facility` (the default) runs the server and the clients with the settings the
+facility how-to gives for a SQLite server under many campaigns (`labflow.testing.prefect`:
+SQLITE_SERVER_ENV, SQLITE_CLIENT_ENV: more client retries, workers polling every 10 s, logs and
+events written in larger batches); `--prefect-settings test` keeps Prefect's defaults with the test
+suite's workers polling every second (what the first measurements used).
+
 Prints a table and writes benchmarks/results/concurrent_campaigns_<database>.{json,md}.
 
     .venv/bin/python benchmarks/concurrent_campaigns.py [--campaigns 20] [--budget 8] [--labs 4] [--per-worker 10] [--database sqlite|postgresql]
+        [--prefect-settings facility|test]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -166,6 +177,14 @@ def station_runs(h5: Path) -> list[tuple[str, float, float]]:
     return out
 
 
+def sqlite_busy(log: Path) -> int:
+    """How many times the server logged a retryable SQLite lock error (each answered 503)."""
+    try:
+        return log.read_text(errors="replace").count("(sqlite3.OperationalError) database is locked")
+    except OSError:
+        return 0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--campaigns", type=int, default=20)
@@ -175,6 +194,9 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
                     help="the server's database: SQLite in its PREFECT_HOME, or a throwaway PostgreSQL cluster (initdb, pg_ctl)")
+    ap.add_argument("--prefect-settings", choices=("facility", "test"), default="facility",
+                    help="facility: the how-to's settings for many campaigns (SQLITE_SERVER_ENV, SQLITE_CLIENT_ENV); "
+                         "test: Prefect's defaults, workers polling every second")
     args = ap.parse_args()
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -182,7 +204,14 @@ def main() -> None:
     from labflow.testing.crash import verify_campaign
     from contextlib import ExitStack
 
-    from labflow.testing.prefect import PostgresCluster, PrefectServer, PrefectWorker, create_process_pool
+    from labflow.testing.prefect import (
+        SQLITE_CLIENT_ENV,
+        SQLITE_SERVER_ENV,
+        PostgresCluster,
+        PrefectServer,
+        PrefectWorker,
+        create_process_pool,
+    )
 
     work = Path(tempfile.mkdtemp(prefix="labflow-concurrent-"))
     (work / "configs").mkdir()
@@ -198,14 +227,19 @@ def main() -> None:
     rows = []
     with ExitStack() as stack:
         url = stack.enter_context(PostgresCluster()).url if args.database == "postgresql" else None
-        server = stack.enter_context(PrefectServer(work / "server", database_url=url))
+        facility = args.prefect_settings == "facility"
+        server_env = {"PREFECT_SERVER_LOG_RETRYABLE_ERRORS": "true", **(SQLITE_SERVER_ENV if facility else {})}
+        server = stack.enter_context(PrefectServer(work / "server", database_url=url, env=server_env))
+        client_settings = dict(SQLITE_CLIENT_ENV) if facility else {}
         stack.enter_context(temporary_settings({PREFECT_API_URL: server.api_url}))
-        env = server.env(PYTHONPATH=str(ROOT))
+        env = server.env(PYTHONPATH=str(ROOT), **client_settings)
+        os.environ.update(client_settings)  # this process's run requests: the same client retries
         create_process_pool("bench", env)
         workers = [PrefectWorker("bench", f"w{i}", env, work, limit=args.per_worker) for i in (1, 2)]
         try:
             for label, batch in (("1 campaign alone", ["alone"]), (f"{args.campaigns} campaigns at once", names)):
                 results = work / "results" / label.split()[0]
+                busy_before = sqlite_busy(server.log)
                 with TreeSampler(server.proc.pid) as sampler:
                     t0 = time.perf_counter()
                     ids, refused, t_requested = deploy_and_run(recipes, batch, "bench", results)
@@ -229,6 +263,7 @@ def main() -> None:
                     "duplicated": sum(c["duplicated"] for c in checks), "records ok": sum(1 for c in checks if c["ok"]),
                     "station conflicts": conflicts, "wall_s": wall, "experiments_per_s": finished / wall,
                     "deploy_s": t_requested - t0, "server_cpu_s": sampler.cpu, "server_peak_rss_mb": sampler.peak_rss / 2**20,
+                    "prefect settings": args.prefect_settings, "sqlite busy (503)": sqlite_busy(server.log) - busy_before,
                 })
                 print(rows[-1], file=sys.stderr)
         finally:
@@ -237,7 +272,7 @@ def main() -> None:
     rows[1]["throughput vs alone"] = rows[1]["experiments_per_s"] / rows[0]["experiments_per_s"]
     for r in rows:
         r["load average after"] = load_average()
-    table = markdown_table(rows, ["run", "database", "flow runs", "refused", "completed", "experiments", "expected", "lost", "not run", "duplicated", "records ok",
+    table = markdown_table(rows, ["run", "database", "prefect settings", "sqlite busy (503)", "flow runs", "refused", "completed", "experiments", "expected", "lost", "not run", "duplicated", "records ok",
                                   "station conflicts", "wall_s", "experiments_per_s", "throughput vs alone", "server_cpu_s",
                                   "server_peak_rss_mb"])
     table += ("\n\nlost: experiments recorded in a ledger and missing from the record (verify_campaign); not run: the "
@@ -247,6 +282,9 @@ def main() -> None:
               "(its database: the `database` column; PostgreSQL's own processes not counted) while the batch was deployed and ran. Instant simulated labs, 2 stations each, shared by several campaigns; "
               f"{args.per_worker} flow runs at most per worker.")
     command = "python benchmarks/concurrent_campaigns.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    table += (" prefect settings: `facility` = the facility how-to's settings for many campaigns (SQLITE_SERVER_ENV, "
+              "SQLITE_CLIENT_ENV in labflow.testing.prefect), `test` = Prefect's defaults with workers polling every second. "
+              "sqlite busy (503): retryable 'database is locked' errors the server logged (each answered 503; clients retry).")
     write_results(f"concurrent_campaigns_{args.database}", {"rows": rows, "args": vars(args)}, table, command.strip())
 
 

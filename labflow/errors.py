@@ -128,3 +128,9 @@ class LedgerCorruptError(ProvenanceError):
 
 class FailureRateExceeded(LabflowError, RuntimeError):
     """Too many experiments failed: the campaign stopped instead of retrying forever."""
+
+
+class PlanningUnavailable(LabflowError, RuntimeError):
+    """Planning on another machine (``planner.where`` in the recipe) gave no answer: the planning
+    flow run timed out, failed or crashed, or no server or work pool can take it. The campaign
+    stops taking work (what runs finishes or is repeated on resume); ``labflow resume`` continues it."""

@@ -18,6 +18,10 @@ Under the ``prefect`` executor each experiment holds its station's global concur
 (:func:`labflow.executors.prefect.station_limit_name`, keyed by the lab's name), so campaigns on
 one Prefect server never drive the same station at once.
 
+The planning flow (``labflow-plan-step``, defined in :mod:`labflow.executors.remote_planning`,
+where its deployments point) is importable from here too: a recipe's ``planner.where`` runs each
+planning step as a flow run of it on another work pool.
+
 The old contents of this module (the Prefect executor) stay importable from here.
 """
 
@@ -31,8 +35,10 @@ from prefect import flow, get_run_logger
 
 from labflow.errors import LabflowError, Problem, RecipeError
 from labflow.executors.prefect import PrefectExecutor, experiment_task, run_as_flow
+from labflow.executors.remote_planning import plan_step
 
-__all__ = ["RESULTS_ENV", "PrefectExecutor", "campaign", "experiment_task", "recipe_from_text", "results_directory", "run_as_flow"]
+__all__ = ["RESULTS_ENV", "PrefectExecutor", "campaign", "experiment_task", "plan_step", "recipe_from_text", "results_directory",
+           "run_as_flow"]
 
 #: The environment variable naming a worker's results directory when a run does not say.
 RESULTS_ENV = "LABFLOW_RESULTS_DIR"

@@ -31,6 +31,7 @@ from labflow.errors import (
     DiskFullError,
     FailureRateExceeded,
     LabflowError,
+    PlanningUnavailable,
     Problem,
     ProvenanceError,
     RecipeError,
@@ -51,6 +52,7 @@ __all__ = [
     "apply_overrides",
     "build_planner",
     "load_prior",
+    "planning_site",
     "provenance_path",
     "rebuild_campaign",
     "recipe_from_header",
@@ -108,11 +110,13 @@ def run_recipe(
     handle_signals: bool = True,
     stop_grace: float = 5.0,
     executor_options: Mapping[str, Any] | None = None,
+    plan_on: str | None = None,
 ) -> CampaignOutcome:
     """Run a campaign described by ``recipe`` and write its provenance file into ``out_dir``.
 
     ``executor_options`` are passed to the executor's constructor (e.g. the Prefect executor's
-    ``station_limits``), beside the attempt policy and the number of stations.
+    ``station_limits``), beside the attempt policy and the number of stations. ``plan_on``: plan on
+    a worker of this Prefect work pool (the recipe's ``planner.where.pool``, overridden and recorded).
 
     Raises :class:`~labflow.errors.CampaignExists` when ``out_dir`` holds an unfinished campaign
     of the same recipe that no process is running (resume it, or pass ``new=True``);
@@ -122,7 +126,7 @@ def run_recipe(
     kind = executor or recipe.spec.execution.executor
     if kind not in executor_names():
         raise RecipeError("invalid executor", problems=[Problem("execution.executor", f"unknown executor {kind!r}; known: {executor_names()}")])
-    recipe, overrides = apply_overrides(recipe, budget=budget, seed=seed, executor=executor, time_scale=time_scale)
+    recipe, overrides = apply_overrides(recipe, budget=budget, seed=seed, executor=executor, time_scale=time_scale, plan_on=plan_on)
     _refuse_people_in_virtual_time(recipe.lab_config, kind)
     out = Path(out_dir)
     if not new and out.is_dir():
@@ -133,6 +137,7 @@ def run_recipe(
                 f"{out} already holds an unfinished campaign {recipe.name!r} ({d.path.name}); starting over would run its experiments again",
                 hint=f"continue it with: labflow resume {d.path}   (or pass --new to start a separate campaign)",
             )
+    planning = planning_site(recipe)  # before anything is written: no server or no pool leaves no campaign behind
     started = _dt.datetime.now()
     out.mkdir(parents=True, exist_ok=True)
     while True:
@@ -177,18 +182,20 @@ def run_recipe(
         journal = CampaignJournal(cdir, ledger, writer)
         return _drive(recipe, journal, planner, kind, time_scale=time_scale, listeners=listeners, history=None,
                       failure_budget=failure_budget, suspenders=suspenders, handle_signals=handle_signals, stop_grace=stop_grace,
-                      executor_options=executor_options)
+                      executor_options=executor_options, planning=planning)
     finally:
         lock.release()
 
 
 def apply_overrides(recipe: Recipe, *, budget: int | None = None, seed: int | None = None, executor: str | None = None,
-                    time_scale: float | None = None) -> tuple[Recipe, dict[str, dict[str, Any]]]:
+                    time_scale: float | None = None, plan_on: str | None = None) -> tuple[Recipe, dict[str, dict[str, Any]]]:
     """The recipe as it will run, and what changed it: ``{setting: {"recipe": as written, "run": as run}}``
-    for each of budget, seed, executor and time scale given and different from the recipe's.
+    for each of budget, seed, executor, time scale and planning pool (``plan_on``) given and
+    different from the recipe's.
 
-    The budget, the seed and the executor go into the effective recipe (its hash is the run's);
-    the time scale is the lab's (``time_scale`` of a simulated lab) and is recorded only.
+    The budget, the seed, the executor and the planning pool (``planner.where.pool``, its other
+    fields kept) go into the effective recipe (its hash is the run's); the time scale is the lab's
+    (``time_scale`` of a simulated lab) and is recorded only.
     """
     overrides: dict[str, dict[str, Any]] = {}
     changes: dict[str, Any] = {}
@@ -202,6 +209,11 @@ def apply_overrides(recipe: Recipe, *, budget: int | None = None, seed: int | No
     if executor is not None and executor != written:
         overrides["executor"] = {"recipe": written, "run": executor}
         changes["execution"] = {**recipe.to_dict()["execution"], "executor": executor}
+    where = recipe.spec.planner.where
+    if plan_on is not None and (where is None or where.pool != plan_on):
+        overrides["plan_on"] = {"recipe": where.pool if where is not None else None, "run": plan_on}
+        planner = recipe.to_dict()["planner"]
+        changes["planner"] = {**planner, "where": {**(planner.get("where") or {}), "pool": plan_on}}
     if time_scale is not None:
         lab_scale = getattr(recipe.lab_config, "time_scale", None)
         if lab_scale != time_scale:
@@ -311,6 +323,7 @@ def resume_campaign(
         recipe = recipe_from_header(history.header)
         kind = executor or history.header.get("executor") or recipe.spec.execution.executor
         _refuse_people_in_virtual_time(recipe.lab_config, kind)
+        planning = planning_site(recipe)  # before the ledger is touched
         objectives = recipe.objectives
         planner = build_planner(recipe)
         space = planner.space
@@ -335,7 +348,7 @@ def resume_campaign(
         journal = CampaignJournal(cdir, ledger, writer)
         outcome = _drive(recipe, journal, planner, kind, time_scale=time_scale, listeners=listeners, history=history,
                          failure_budget=failure_budget, suspenders=suspenders, handle_signals=handle_signals, stop_grace=stop_grace,
-                         executor_options=executor_options)
+                         executor_options=executor_options, planning=planning)
         outcome.extra["resume"] = {**report, "finished_before": len(history.finished), "repeated": outcome.state.repeated}
         return outcome
     finally:
@@ -399,7 +412,7 @@ def _resume_hint(cdir: Any) -> str:
 
 def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *, time_scale: float | None, listeners: Iterable[Listener],
            history: CampaignHistory | None, failure_budget: FailureBudget | None, suspenders: Iterable[Any], handle_signals: bool,
-           stop_grace: float, executor_options: Mapping[str, Any] | None = None) -> CampaignOutcome:
+           stop_grace: float, executor_options: Mapping[str, Any] | None = None, planning: Any = None) -> CampaignOutcome:
     execution = recipe.spec.execution
     lab = None
     ex: Any = None
@@ -451,16 +464,19 @@ def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *,
             costs=recipe.fidelity_costs(),
             people=people,
             cost_budget=recipe.cost_budget,
+            planning=planning,
         )
         try:
             try:
                 ex.drive(campaign.run, name=f"labflow-{recipe.name}", run_name=journal.path.stem, workers=len(runners))
             finally:
                 ex.close()
-        except (CampaignInterrupted, FailureRateExceeded) as exc:
+        except (CampaignInterrupted, FailureRateExceeded, PlanningUnavailable) as exc:
             _end(journal, campaign, kind, ex, ex.utilization(len(runners)), complete=False, reason=f"{type(exc).__name__}: {exc.message}")
             if isinstance(exc, CampaignInterrupted):  # the loop does not know where the campaign lives: name it
                 raise CampaignInterrupted(exc.message, hint=_resume_hint(journal.cdir)) from exc
+            if isinstance(exc, PlanningUnavailable):
+                raise PlanningUnavailable(exc.message, hint=f"{exc.hint}; {_resume_hint(journal.cdir)}" if exc.hint else _resume_hint(journal.cdir)) from exc
             raise
         except DiskFullError as exc:
             # nothing more can be written; resume rebuilds from the ledger
@@ -475,6 +491,22 @@ def _drive(recipe: Recipe, journal: CampaignJournal, planner: Any, kind: str, *,
         finally:
             if lab is not None:
                 lab.close()
+
+
+def planning_site(recipe: Recipe) -> Any:
+    """Where the recipe's planner computes: None (here), or a
+    :class:`~labflow.executors.remote_planning.RemotePlanning` on ``planner.where.pool``, its
+    deployment created or updated on the Prefect server (raises
+    :class:`~labflow.errors.PlanningUnavailable` when there is no server or no such pool)."""
+    where = recipe.spec.planner.where
+    if where is None:
+        return None
+    from labflow.executors.remote_planning import RemotePlanning
+
+    site = RemotePlanning(where.pool, deployment=where.deployment, timeout=where.timeout_s, fallback=where.fallback,
+                          tags=[f"campaign:{recipe.name}"])
+    site.prepare()
+    return site
 
 
 def _people(recipe: Recipe, journal: CampaignJournal, planner: Any, lab: Any, work_orders: WorkOrderBoard | None = None) -> PeopleInTheLoop:

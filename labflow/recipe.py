@@ -247,12 +247,43 @@ class ObjectiveSpec(_Model):
         return Objective(self.name, self.direction, self.unit or "", thr)
 
 
+class PlanningPlaceSpec(_Model):
+    """Where the planner computes: a Prefect work pool (another machine, e.g. a GPU box) whose
+    workers run each planning step (``labflow.executors.remote_planning``, decision 0012).
+
+    ``timeout``: how long one step may take, queueing and the worker's start included;
+    ``fallback``: ``error`` (stop the campaign, resumable) or ``local`` (plan here, recorded)
+    when a step gets no answer.
+    """
+
+    pool: str = Field(..., min_length=1, description="the Prefect work pool (type process) whose workers plan")
+    deployment: Optional[str] = Field(None, min_length=1, description="the planning deployment's name (default: the pool's)")
+    timeout: QuantityText = Field("10 min", description="how long one planning step may take")
+    fallback: Literal["error", "local"] = Field("error", description="when a step gets no answer: stop (error) or plan here (local)")
+
+    @field_validator("timeout")
+    @classmethod
+    def _is_positive_time(cls, v: Any) -> Any:
+        try:
+            seconds = convert(v, "s")
+        except UnitError as exc:
+            raise ValueError(exc.message) from None
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise ValueError(f"expected a positive duration such as '5 min', got {v!r}")
+        return v
+
+    @property
+    def timeout_s(self) -> float:
+        return convert(self.timeout, "s")
+
+
 class PlannerSpec(_Model):
-    """Which planner proposes experiments, and its settings."""
+    """Which planner proposes experiments, and its settings; ``where`` it computes (default: in the campaign's process)."""
 
     kind: str = "bayesian"  # a name from labflow.planners.planner_names() (built-ins and plug-ins)
     batch: int = Field(1, ge=1, description="candidates proposed per round (q)")
     options: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the planner class")
+    where: Optional[PlanningPlaceSpec] = Field(None, description="plan on a worker of a Prefect work pool instead of here")
 
     @field_validator("kind")
     @classmethod
@@ -827,6 +858,8 @@ class Recipe:
         data = self.spec.model_dump(mode="json")
         if data.get("approval") is None:  # recipes without people in the loop keep the hash they always had
             data.pop("approval", None)
+        if data.get("planner", {}).get("where") is None:  # so do recipes that plan here
+            data["planner"].pop("where", None)
         return data
 
     @cached_property

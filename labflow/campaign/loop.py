@@ -31,13 +31,13 @@ from labflow.campaign.control import CampaignControl, StopOnSignals
 from labflow.campaign.executor import Executor
 from labflow.campaign.human import PeopleInTheLoop
 from labflow.campaign.policy import FailureBudget, FailureMemory
-from labflow.campaign.proposer import Proposer
+from labflow.campaign.proposer import PlanningSite, Proposer
 from labflow.campaign.recorder import Recorder, WriterRecorder, experiment_row
 from labflow.campaign.result import ExperimentResult, ExperimentStatus
 from labflow.campaign.routing import Routing
 from labflow.campaign.state import CampaignState, Listener
 from labflow.campaign.station import StationRunner
-from labflow.errors import CampaignInterrupted, DiskFullError, LabflowError
+from labflow.errors import CampaignInterrupted, DiskFullError, LabflowError, PlanningUnavailable
 from labflow.faults import crashpoint
 from labflow.pareto import objective_hypervolume
 from labflow.planners.base import Planner
@@ -78,6 +78,10 @@ class Campaign:
         None: no one acts on the campaign while it runs.
     cost_budget: the total cost (in the costs' unit) the campaign may spend: no experiment starts
         whose cost would take the finished and running experiments past it (``stop_reason`` says so).
+    planning: where the planner's ``ask`` is computed (:class:`~labflow.campaign.proposer.PlanningSite`,
+        e.g. a worker of another work pool); None: here. When it gets no answer
+        (:class:`~labflow.errors.PlanningUnavailable`) no new experiment starts, those running
+        finish and are recorded, and :meth:`run` raises it.
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class Campaign:
         costs: Mapping[str, float] | None = None,
         people: PeopleInTheLoop | None = None,
         cost_budget: float | None = None,
+        planning: PlanningSite | None = None,
     ) -> None:
         if not runners:
             raise LabflowError("a campaign needs at least one station")
@@ -123,7 +128,7 @@ class Campaign:
         self.results: list[ExperimentResult] = []
         self.failure_budget = failure_budget or FailureBudget()
         self.failures = FailureMemory(self.failure_budget.abandon_after)
-        self.proposer = Proposer(planner, self.failures, choices)
+        self.proposer = Proposer(planner, self.failures, choices, site=planning)
         self.routing = Routing(routes, route_parameter, costs, [r.name for r in self.runners])
         self.cost_budget = None if cost_budget is None else float(cost_budget)
         self._committed: dict[str, float] = {}  # uid -> cost of an experiment in flight
@@ -330,7 +335,13 @@ class Campaign:
     def _ask(self, n: int, pending: list[Candidate], fidelity: str | None = None) -> list[Candidate]:
         """Ask the planner (guarded; at ``fidelity`` when given) and record the suggestion before anything runs."""
         t0 = time.perf_counter()
-        candidates = self.proposer.ask(n, pending, fidelity)
+        try:
+            candidates = self.proposer.ask(n, pending, fidelity)
+        except PlanningUnavailable as exc:  # no new work; what runs finishes and is recorded; run() raises it
+            if self._error is None:
+                self._error = exc
+            self.state.stop_reason = exc.message
+            return []
         self.state.fallbacks = self.proposer.fallbacks
         crashpoint("planner.after_ask")
         latency = time.perf_counter() - t0

@@ -7,6 +7,12 @@ again (up to three times), then replaced by a fallback. With ``fidelity`` (a mul
 planner, a free station of that fidelity), every candidate, fallbacks included, is at that
 fidelity. :meth:`Proposer.decision` gives the
 planner's account of the suggestion (``last_decision``) as plain JSON for the record.
+
+With a planning ``site`` (:class:`PlanningSite`, e.g. the recipe's ``planner.where``:
+:class:`labflow.executors.remote_planning.RemotePlanning`), ``site.ask(planner, ...)`` stands in
+for ``planner.ask(...)`` and the decision records where it was computed (``where``). A site that
+gets no answer raises :class:`~labflow.errors.PlanningUnavailable`, which is not guarded: no
+random point stands in for a planner that could not be reached.
 """
 
 from __future__ import annotations
@@ -14,18 +20,30 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from labflow.campaign.policy import FailureMemory
-from labflow.errors import SpaceError
+from labflow.errors import PlanningUnavailable, SpaceError
 from labflow.planners.base import Planner
 from labflow.records import Candidate, new_uid
 
-__all__ = ["Proposer", "plain_json"]
+__all__ = ["PlanningSite", "Proposer", "plain_json"]
 
 log = logging.getLogger("labflow.campaign")
+
+
+class PlanningSite(Protocol):
+    """Where the planner's ``ask`` is computed when not in this process.
+
+    ``ask`` returns what ``planner.ask(n, pending, **given)`` would, and leaves ``planner`` in
+    the state a local ask would; ``last_where`` (plain JSON) says where the last answer came from.
+    """
+
+    last_where: dict[str, Any] | None
+
+    def ask(self, planner: Planner, n: int, pending: list[Candidate], **given: Any) -> list[Candidate]: ...
 
 
 class Proposer:
@@ -33,13 +51,15 @@ class Proposer:
 
     ``choices``: for pool labs, a callable giving the points still available (a planner that
     fails on a pool raises: a random point off the pool would not exist). ``fallbacks`` counts
-    the random candidates that stood in.
+    the random candidates that stood in. ``site``: where ``planner.ask`` is computed (None: here).
     """
 
-    def __init__(self, planner: Planner, memory: FailureMemory, choices: Callable[[], Any] | None = None) -> None:
+    def __init__(self, planner: Planner, memory: FailureMemory, choices: Callable[[], Any] | None = None,
+                 site: PlanningSite | None = None) -> None:
         self.planner = planner
         self.memory = memory
         self.choices = choices
+        self.site = site
         self.fallbacks = 0
         self._fallback_reason = ""
 
@@ -73,6 +93,8 @@ class Proposer:
         else:
             decision = dict(getattr(self.planner, "last_decision", None) or {})
             decision.setdefault("generator", candidates[0].generator if candidates else "")
+        if self.site is not None and self.site.last_where is not None:
+            decision["where"] = dict(self.site.last_where)  # computed on another machine, or here after it failed
         self._fallback_reason = ""
         return plain_json(decision)
 
@@ -82,7 +104,9 @@ class Proposer:
         try:
             if choices is not None:
                 given["choices"] = choices
-            got = self.planner.ask(n, pending, **given)
+            got = self.planner.ask(n, pending, **given) if self.site is None else self.site.ask(self.planner, n, pending, **given)
+        except PlanningUnavailable:
+            raise  # no answer from the planning machine: the campaign stops, it does not plan at random
         except Exception as exc:  # noqa: BLE001 - the planner must not wedge the loop (P14); logged and recorded
             if choices is not None:
                 raise

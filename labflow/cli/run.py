@@ -31,6 +31,7 @@ def register(app: typer.Typer) -> None:
         time_scale: Optional[float] = typer.Option(None, "--time-scale", min=0.0, help="a simulated lab's speed: 0 instant, 1 real time (overrides the lab config)"),
         quiet: bool = typer.Option(False, "--quiet", help="no live display"),
         new: bool = typer.Option(False, "--new", help="start a new campaign even if an unfinished one of this recipe is in OUT"),
+        plan_on: Optional[str] = typer.Option(None, "--plan-on", help="plan on a worker of this Prefect work pool, e.g. a GPU machine (overrides planner.where.pool)"),
     ) -> None:
         """Run a closed-loop campaign and write its provenance file to OUT.
 
@@ -51,7 +52,7 @@ def register(app: typer.Typer) -> None:
             display = LiveDisplay(apply_overrides(r, budget=budget, seed=seed)[0], console=console, enabled=not quiet)
             with display:
                 outcome = run_recipe(r, out, budget=budget, seed=seed, executor=executor, time_scale=time_scale,  # type: ignore[arg-type]
-                                     listeners=[display.update], new=new)
+                                     listeners=[display.update], new=new, plan_on=plan_on)
         except RecipeError as exc:
             fail(exc, EXIT_INVALID)
         except LabflowError as exc:

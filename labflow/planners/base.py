@@ -490,27 +490,49 @@ class Planner(ABC):
         """The space the constructor takes (the multi-fidelity planner adds its fidelity column itself)."""
         return self.space
 
+    def to_document(self) -> dict[str, Any]:
+        """The planner as one JSON document (kind, space, objectives, seed, options, state): what
+        :meth:`save` writes and what planning on another machine ships (:meth:`from_document`
+        rebuilds it exactly: the same next suggestion). Plain JSON types only."""
+        from labflow.space import space_to_dict
+
+        doc = {
+            "format": "labflow-planner",
+            "format_version": 1,
+            "kind": self.name,
+            "space": space_to_dict(self._build_space()),
+            "objectives": [o.to_dict() for o in self.objectives],
+            "seed": self.seed,
+            "options": self.init_options(),
+            "state": self.state_dict(),
+        }
+        return json.loads(json.dumps(doc, default=_json_default))
+
+    @classmethod
+    def from_document(cls, doc: Any, *, source: str = "planner document") -> Planner:
+        """A planner from a document :meth:`to_document` made (any kind: ``Planner.from_document`` works for all)."""
+        from labflow.objectives import Objective
+        from labflow.planners.registry import make_planner
+        from labflow.space import space_from_dict
+
+        if not isinstance(doc, dict) or doc.get("format") != "labflow-planner":
+            raise PlannerError(f"{source} is not a planner document (no 'format: labflow-planner')", hint="make one with planner.save(path)")
+        space = space_from_dict(doc["space"])
+        objectives = [Objective(**o) for o in doc["objectives"]]
+        planner = make_planner(doc["kind"], space, objectives, seed=int(doc["seed"]), **doc.get("options", {}))
+        if not isinstance(planner, cls):
+            raise PlannerError(f"{source} holds a {type(planner).__name__}, not a {cls.__name__}", hint="use Planner.load(path)")
+        planner.load_state_dict(doc["state"])
+        return planner
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write the planner (kind, space, objectives, options, every observation, model state) to a JSON file.
 
         :meth:`load` rebuilds it exactly: the same next suggestion. The file is written beside
         its final name and renamed into place, so a crash never leaves half of one.
         """
-        from labflow.space import space_to_dict
-
         target = Path(path)
-        space = self._build_space()
-        doc = {
-            "format": "labflow-planner",
-            "format_version": 1,
-            "kind": self.name,
-            "space": space_to_dict(space),
-            "objectives": [o.to_dict() for o in self.objectives],
-            "seed": self.seed,
-            "options": self.init_options(),
-            "state": self.state_dict(),
-        }
-        text = json.dumps(doc, indent=1, sort_keys=True, default=_json_default)
+        text = json.dumps(self.to_document(), indent=1, sort_keys=True)
         tmp = target.with_name(f".{target.name}.tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, target)
@@ -519,10 +541,6 @@ class Planner(ABC):
     @classmethod
     def load(cls, path: str | os.PathLike) -> Planner:
         """A planner from a file :meth:`save` wrote (any kind: ``Planner.load`` works for all)."""
-        from labflow.objectives import Objective
-        from labflow.planners.registry import make_planner
-        from labflow.space import space_from_dict
-
         p = Path(path)
         try:
             doc = json.loads(p.read_text(encoding="utf-8"))
@@ -532,13 +550,7 @@ class Planner(ABC):
             raise PlannerError(f"{p} is not a planner file: not JSON ({exc})") from None
         if not isinstance(doc, dict) or doc.get("format") != "labflow-planner":
             raise PlannerError(f"{p} is not a planner file (no 'format: labflow-planner')", hint="write one with planner.save(path)")
-        space = space_from_dict(doc["space"])
-        objectives = [Objective(**o) for o in doc["objectives"]]
-        planner = make_planner(doc["kind"], space, objectives, seed=int(doc["seed"]), **doc.get("options", {}))
-        if not isinstance(planner, cls):
-            raise PlannerError(f"{p} holds a {type(planner).__name__}, not a {cls.__name__}", hint="use Planner.load(path)")
-        planner.load_state_dict(doc["state"])
-        return planner
+        return cls.from_document(doc, source=str(p))
 
     @classmethod
     def from_campaign(cls, path: str | os.PathLike) -> Planner:

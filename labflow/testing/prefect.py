@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PostgresCluster", "PrefectServer", "PrefectWorker", "create_process_pool", "free_port", "kill_tree", "prefect_env",
-           "postgres_binaries"]
+__all__ = ["SQLITE_CLIENT_ENV", "SQLITE_SERVER_ENV", "PostgresCluster", "PrefectServer", "PrefectWorker", "create_process_pool",
+           "free_port", "kill_tree", "postgres_binaries", "prefect_env"]
 
 
 def free_port() -> int:
@@ -284,3 +284,22 @@ class PostgresCluster:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+#: Environment of a `prefect server start` on SQLite that serves many campaigns at once (what each
+#: does: docs/how-to/run-a-facility-server-on-postgresql.md). Fewer, larger write transactions:
+#: the event persister inserts up to 200 events at a time, every 5 s at the latest.
+SQLITE_SERVER_ENV: dict[str, str] = {
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "200",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "5",
+}
+
+#: Environment of the workers (and so of their flow runs) and other clients of such a server:
+#: a request the server answers 503 (SQLite busy) is retried up to 10 times with exponential
+#: backoff instead of 5; workers poll every 10 s (each poll writes the pool's and deployments'
+#: last-polled time); logs go to the API in batches every 10 s instead of 2 s.
+SQLITE_CLIENT_ENV: dict[str, str] = {
+    "PREFECT_CLIENT_MAX_RETRIES": "10",
+    "PREFECT_WORKER_QUERY_SECONDS": "10",
+    "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "10",
+}
