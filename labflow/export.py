@@ -283,6 +283,16 @@ def export_campaign(
         files["human_acts.csv"] = ("people's acts on the campaign (approve, reject, edit, add, annotate, expire): who, when, "
                                    "which experiment, values before and after (JSON), comment, applied or refused and why")
 
+    if len(rec.work_orders):
+        orders = rec.work_orders.copy()
+        for col in ("issued", "deadline"):  # epoch seconds in the file; a reader wants a date
+            orders[col] = pd.to_datetime(orders[col], unit="s", utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        orders.columns = [unit_header(c, "s" if c == "timeout_s" else None) for c in orders.columns]
+        orders.to_csv(out / "work_orders.csv", index=False)
+        files["work_orders.csv"] = ("work orders issued to people by manual stations: id, experiment uid, attempt, station, "
+                                    "parameters and their units (JSON), outputs to report (JSON), issued and deadline (UTC), "
+                                    "timeout; each result is a report act in human_acts.csv")
+
     (out / "recipe.yaml").write_text(rec.recipe_text or "# the recipe text was not stored\n", encoding="utf-8")
     files["recipe.yaml"] = "the recipe as written"
     (out / "recipe.resolved.json").write_text(json.dumps(rec.recipe, indent=2, sort_keys=True) + "\n")

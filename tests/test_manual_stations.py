@@ -8,6 +8,7 @@ import json
 import time
 
 import h5py
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -66,6 +67,17 @@ def test_a_lab_with_no_robot_plans_and_records_results_a_chemist_reports_from_th
     orders = rec.work_orders  # the orders are in the HDF5 file too, with the parameters they asked for
     assert list(orders["id"]) == ["WO-0001", "WO-0002"] and list(orders["uid"]) == [order["uid"], second["uid"]]
     assert json.loads(orders.iloc[0]["units"])["temperature"] == "degC" and list(orders["station"]) == ["bench", "bench"]
+
+    # ...and in what people read afterwards: `labflow inspect` and the exported research-data package
+    shown = cli("inspect", str(outcome.path), env=child_env(COLUMNS="250"))
+    assert shown.returncode == 0 and "work orders (2" in shown.stdout and "WO-0002" in shown.stdout, shown.stdout + shown.stderr
+    as_json = cli("inspect", str(outcome.path), "--json")
+    assert [o["id"] for o in json.loads(as_json.stdout)["work_orders"]] == ["WO-0001", "WO-0002"]
+    exported = cli("export", str(outcome.path), "-o", str(tmp_path / "package"))
+    assert exported.returncode == 0, exported.stderr
+    table = pd.read_csv(tmp_path / "package" / "work_orders.csv")
+    assert list(table["id"]) == ["WO-0001", "WO-0002"] and list(table["station"]) == ["bench", "bench"]
+    assert table["deadline"].iloc[0].endswith("Z") and "timeout_s [s]" in table.columns
 
 
 def test_results_from_a_csv_file_and_every_mistake_is_exit_2_naming_what_was_expected(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import typer
@@ -91,6 +92,18 @@ def inspect(
             outcome = a["outcome"] + (f": {a['refusal']}" if a.get("refusal") else "")
             h.add_row(a["when"], a["who"], a["act"], str(a["target"])[:8], a["after"] if a["after"] != "{}" else "", a["comment"], outcome)
         console.print(h)
+    orders = summary.get("work_orders") or []
+    if orders:
+        w = Table(title=f"work orders ({len(orders)}; results are report acts above)")
+        for col in ("order", "experiment", "station", "parameters", "issued", "deadline"):
+            w.add_column(col)
+        for o in orders:
+            units = json.loads(o["units"] or "{}")
+            params = ", ".join(f"{k}={v:.4g}{' ' + units[k] if units.get(k) else ''}" if isinstance(v, float) else f"{k}={v}"
+                               for k, v in json.loads(o["params"] or "{}").items())
+            when = [time.strftime("%Y-%m-%d %H:%M", time.localtime(float(o[k]))) for k in ("issued", "deadline")]
+            w.add_row(o["id"], str(o["uid"])[:8], o["station"], params, *when)
+        console.print(w)
     v = Table(title="versions", show_header=False)
     for name, ver in summary["versions"].items():
         v.add_row(name, str(ver))

@@ -824,6 +824,7 @@ class CampaignRecord:
             "recipe": self.recipe,
             "versions": self.versions,
             "human_acts": self.human.to_dict("records"),
+            "work_orders": self.work_orders.to_dict("records"),
             **self._materials_summary(),
         }
 
