@@ -144,6 +144,15 @@ def create_app(root: str | Path, *, token: str | None = None, act_wait: float = 
             return render("login.html", 401, need_token=bool(token), error="")
         return JSONResponse({"error": "log in first"}, status_code=401)
 
+    def acting_session(request: Request) -> dict[str, str] | Response:
+        """The session of a request that acts (a logged-in user whose page sent its CSRF token), or the refusal."""
+        s = session(request)
+        if s is None:
+            return refused(request)
+        if not hmac.compare_digest(request.headers.get("x-csrf-token", "").encode(), s["csrf"].encode()):
+            return JSONResponse({"error": "stale page: reload it"}, status_code=403)
+        return s
+
     @app.get("/login", response_class=HTMLResponse)
     def login_form() -> HTMLResponse:
         return render("login.html", need_token=bool(token), error="")
@@ -195,20 +204,16 @@ def create_app(root: str | Path, *, token: str | None = None, act_wait: float = 
     @app.post("/act")
     def act(request: Request, campaign: str = Form(...), act: str = Form(...), target: str = Form(...), comment: str = Form(""),
             edits: str = Form("")) -> Response:
-        s = session(request)
-        if s is None:
-            return refused(request)
-        if not hmac.compare_digest(request.headers.get("x-csrf-token", "").encode(), s["csrf"].encode()):
-            return JSONResponse({"error": "stale page: reload it"}, status_code=403)
+        s = acting_session(request)
+        if isinstance(s, Response):
+            return s
         return _post_act(scan(), campaigns, campaign, act, target, comment, edits, s["user"], act_wait)
 
     @app.post("/report")
     async def report(request: Request) -> Response:
-        s = session(request)
-        if s is None:
-            return refused(request)
-        if not hmac.compare_digest(request.headers.get("x-csrf-token", "").encode(), s["csrf"].encode()):
-            return JSONResponse({"error": "stale page: reload it"}, status_code=403)
+        s = acting_session(request)
+        if isinstance(s, Response):
+            return s
         form = await request.form()
         values = {str(k)[len("value."):]: str(v).strip() for k, v in form.items() if str(k).startswith("value.") and str(v).strip()}
         found = await run_in_threadpool(scan)
@@ -217,11 +222,9 @@ def create_app(root: str | Path, *, token: str | None = None, act_wait: float = 
 
     @app.post("/report-csv")
     async def report_csv(request: Request) -> Response:
-        s = session(request)
-        if s is None:
-            return refused(request)
-        if not hmac.compare_digest(request.headers.get("x-csrf-token", "").encode(), s["csrf"].encode()):
-            return JSONResponse({"error": "stale page: reload it"}, status_code=403)
+        s = acting_session(request)
+        if isinstance(s, Response):
+            return s
         form = await request.form()
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
