@@ -132,6 +132,18 @@ def _check_quantity(v: Any) -> Any:
     return v
 
 
+def _check_positive_duration(v: Any, example: str) -> Any:
+    """``v`` if it is a finite duration > 0 (pint text or seconds), else a ValueError naming ``example``."""
+    _check_quantity(v)
+    try:
+        seconds = convert(v, "s")
+    except UnitError as exc:
+        raise ValueError(exc.message) from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"expected a positive duration such as '{example}', got {v!r}")
+    return v
+
+
 def _check_unit(v: str) -> str:
     try:
         parse_unit(v)
@@ -264,13 +276,7 @@ class PlanningPlaceSpec(_Model):
     @field_validator("timeout")
     @classmethod
     def _is_positive_time(cls, v: Any) -> Any:
-        try:
-            seconds = convert(v, "s")
-        except UnitError as exc:
-            raise ValueError(exc.message) from None
-        if not math.isfinite(seconds) or seconds <= 0:
-            raise ValueError(f"expected a positive duration such as '5 min', got {v!r}")
-        return v
+        return _check_positive_duration(v, "5 min")
 
     @property
     def timeout_s(self) -> float:
@@ -478,14 +484,7 @@ class ApprovalSpec(_Model):
     @field_validator("timeout")
     @classmethod
     def _is_duration(cls, v: Any) -> Any:
-        _check_quantity(v)
-        try:
-            seconds = convert(v, "s")
-        except UnitError as exc:
-            raise ValueError(exc.message) from None
-        if not math.isfinite(seconds) or seconds <= 0:
-            raise ValueError(f"expected a positive duration such as '2 h', got {v!r}")
-        return v
+        return _check_positive_duration(v, "2 h")
 
     @property
     def timeout_s(self) -> float:
